@@ -1,0 +1,8 @@
+"""Typed configs (OmegaConf structured configs) loaded from YAML and overridden as ``key=value``."""
+
+from __future__ import annotations
+
+from semiasr.config.loader import available_configs, config_path, load_config, to_yaml
+from semiasr.config.schema import ExperimentConfig
+
+__all__ = ["ExperimentConfig", "available_configs", "config_path", "load_config", "to_yaml"]

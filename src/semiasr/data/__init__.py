@@ -1,0 +1,1 @@
+"""semiasr.data."""

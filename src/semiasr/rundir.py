@@ -129,15 +129,19 @@ class RunDir:
         return MetricsWriter(self.metrics_file)
 
     def logger(self, name: str = "semiasr") -> logging.Logger:
-        """A logger that writes to ``log.txt`` in this run (added once per run directory)."""
-        log = logging.getLogger(name)
-        log.setLevel(logging.INFO)
+        """A logger whose records reach ``log.txt`` of this run.
+
+        The file handler sits on the ``semiasr`` logger (once per run directory); loggers named
+        ``semiasr.*`` propagate to it, so each record is written once.
+        """
+        root = logging.getLogger("semiasr")
+        root.setLevel(logging.INFO)
         target = str(self.log_file.resolve())
-        if not any(getattr(h, "baseFilename", None) == target for h in log.handlers):
+        if not any(getattr(h, "baseFilename", None) == target for h in root.handlers):
             handler = logging.FileHandler(target, encoding="utf-8")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            log.addHandler(handler)
-        return log
+            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+            root.addHandler(handler)
+        return logging.getLogger(name if name.startswith("semiasr") else f"semiasr.{name}")
 
 
 def open_run_dir(

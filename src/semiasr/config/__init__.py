@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from semiasr.config.loader import available_configs, config_path, load_config, to_yaml
+from semiasr.config.loader import as_object, available_configs, config_path, load_config, to_yaml
 from semiasr.config.schema import ExperimentConfig
 
-__all__ = ["ExperimentConfig", "available_configs", "config_path", "load_config", "to_yaml"]
+__all__ = [
+    "ExperimentConfig",
+    "as_object",
+    "available_configs",
+    "config_path",
+    "load_config",
+    "to_yaml",
+]

@@ -22,6 +22,7 @@ from semiasr.config.schema import ExperimentConfig
 from semiasr.errors import ConfigError
 
 __all__ = [
+    "as_object",
     "available_configs",
     "config_path",
     "load_config",
@@ -95,6 +96,8 @@ def _type_name(t: Any) -> str:
 def _expected_type(key: str) -> str:
     cls: Any = ExperimentConfig
     for part in key.split("."):
+        if not is_dataclass(cls):
+            return _type_name(cls)
         t = _field_types(cls).get(part)
         if t is None:
             return "?"
@@ -165,4 +168,13 @@ def load_config(
 
 def to_yaml(cfg: Any) -> str:
     """The resolved config as YAML text (what a run directory's ``config.yaml`` holds)."""
+    if is_dataclass(cfg):
+        cfg = OmegaConf.structured(cfg)
     return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def as_object(cfg: Any) -> ExperimentConfig:
+    """Plain dataclass instances (what the components take) from a loaded config; idempotent."""
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    return cfg

@@ -99,3 +99,10 @@ def test_every_shipped_config_has_a_golden() -> None:
     names = set(available_configs())
     goldens = {p.stem for p in GOLDEN.glob("*.yaml")}
     assert names == goldens, f"configs without golden or goldens without config: {names ^ goldens}"
+
+
+def test_dict_valued_key_accepts_mapping_and_reports_bad_values() -> None:
+    cfg = load_config(None, ["data.domains={a: 3, b: 4}"])
+    assert dict(cfg.data.domains) == {"a": 3, "b": 4}
+    with pytest.raises(ConfigError, match="data.domains"):
+        load_config(None, ["data.domains={a: x}"])

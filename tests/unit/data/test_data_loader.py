@@ -1,0 +1,251 @@
+"""The loader end to end on generated corpora (and FSDD): Batch contents, domains, mid-epoch resume,
+DDP sharding, worker-independence, skip_bad at load time, global normalisation."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from semiasr.data.batch import Batch
+from semiasr.data.config import AugmentConfig, BatchingConfig, DataConfig, FeatureConfig
+from semiasr.data.loader import build_dataloader, corpus_texts, domain_map
+from semiasr.data.tokenizer import build_tokenizer
+from semiasr.errors import ConfigError, DataError
+
+
+def _cfg(root: Path, **kw) -> DataConfig:
+    aug = AugmentConfig(
+        speed_perturb=True, noise_snr_db=[5.0, 20.0], reverb_prob=0.5, telephone_prob=0.2
+    )
+    cfg = DataConfig(
+        root=str(root),
+        train=["source_train"],
+        augment=aug,
+        batching=BatchingConfig(max_duration=4.0, num_buckets=3),
+    )
+    return replace(cfg, **kw)
+
+
+def _tok(cfg: DataConfig, splits: tuple[str, ...] = ("source_train", "target_test")):
+    return build_tokenizer(cfg, corpus_texts(cfg, list(splits)))
+
+
+def _same(a: Batch, b: Batch) -> None:
+    assert a.cut_ids == b.cut_ids
+    torch.testing.assert_close(a.features, b.features, atol=0, rtol=0)
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.feature_lengths, b.feature_lengths)
+
+
+def test_data_loader_batches(make_corpus) -> None:
+    cfg = _cfg(make_corpus())
+    tok = _tok(cfg)
+    loader = build_dataloader(cfg, ["source_train", "target_test"], tok, train=True, seed=0)
+    batches = list(loader)
+    assert len(batches) == len(loader) > 1
+    ids = [i for b in batches for i in b.cut_ids]
+    assert sorted(ids) == sorted(loader.table.ids) and len(ids) == 30
+    for b in batches:
+        assert b.features.dtype == torch.float32 and b.features.shape[2] == 80
+        assert torch.isfinite(b.features).all()
+        assert b.feature_lengths.max() == b.features.shape[1]
+        for k in range(len(b)):
+            n = int(b.token_lengths[k])
+            assert tok.decode(b.tokens[k, :n].tolist()) == b.texts[k]
+            assert torch.all(b.tokens[k, n:] == 0) and torch.all(b.tokens[k, :n] > 0)
+            assert int(b.domains[k]) == (0 if b.cut_ids[k].startswith("source") else 1)
+            assert torch.all(b.features[k, b.feature_lengths[k] :] == 0)
+        assert {s[:3] for s in b.speakers} == {"spk"}
+
+
+def test_data_eval_loader_is_plain_and_normalised(make_corpus) -> None:
+    cfg = _cfg(make_corpus())
+    loader = build_dataloader(cfg, ["target_test"], _tok(cfg), train=False)
+    first, second = list(loader), list(loader)
+    assert len(first) > 1
+    durs = dict(zip(loader.table.ids, loader.table.durations))
+    seen = []
+    for b, b2 in zip(first, second):
+        _same(b, b2)  # evaluation: no augmentation, two passes are identical
+        for k, cid in enumerate(b.cut_ids):
+            f = b.features[k, : b.feature_lengths[k]].double()
+            zeros = torch.zeros(80, dtype=torch.float64)
+            torch.testing.assert_close(f.mean(0), zeros, atol=1e-4, rtol=0)
+            assert int(b.feature_lengths[k]) == 1 + (round(durs[cid] * 16000) - 400) // 160
+            seen.append(durs[cid])
+    assert seen == sorted(seen)  # shortest first
+
+
+@pytest.mark.parametrize("stop", [0, 2, 5])
+def test_data_resume_mid_epoch(make_corpus, stop: int) -> None:
+    cfg = _cfg(make_corpus())
+    tok = _tok(cfg)
+    ref = build_dataloader(cfg, ["source_train"], tok, train=True, seed=7)
+    ref.set_epoch(2)
+    full = list(ref)
+    first = build_dataloader(cfg, ["source_train"], tok, train=True, seed=7)
+    first.set_epoch(2)
+    it = iter(first)
+    for k in range(stop):
+        _same(next(it), full[k])
+    state = json.loads(json.dumps(first.state_dict()))  # what a checkpoint holds
+    resumed = build_dataloader(cfg, ["source_train"], tok, train=True, seed=7)
+    resumed.load_state_dict(state)
+    resumed.set_epoch(2)  # the trainer sets the epoch again: the position must survive
+    rest = list(resumed)
+    assert len(rest) == len(full) - stop
+    for a, b in zip(rest, full[stop:]):
+        _same(a, b)
+    resumed.set_epoch(3)
+    assert len(list(resumed)) == len(resumed)
+
+
+def test_data_resume_after_a_complete_epoch(make_corpus) -> None:
+    cfg = _cfg(make_corpus())
+    tok = _tok(cfg)
+    loader = build_dataloader(cfg, ["source_train"], tok, train=True, seed=7)
+    n = len(list(loader))
+    again = build_dataloader(cfg, ["source_train"], tok, train=True, seed=7)
+    again.load_state_dict(loader.state_dict())
+    assert list(again) == []  # the epoch was finished before the checkpoint
+    assert len(list(again)) == n  # a later pass over the same epoch starts afresh
+
+
+def test_data_epochs_differ_and_state_checks(make_corpus) -> None:
+    cfg = _cfg(make_corpus())
+    loader = build_dataloader(cfg, ["source_train"], _tok(cfg), train=True, seed=0)
+    e0 = [b.cut_ids for b in loader]
+    loader.set_epoch(1)
+    assert [b.cut_ids for b in loader] != e0
+    state = loader.state_dict()
+    other = build_dataloader(cfg, ["target_test"], _tok(cfg), train=True, seed=0)
+    with pytest.raises(DataError, match="other data"):
+        other.load_state_dict(state)
+
+
+def test_data_ddp_ranks_disjoint(make_corpus) -> None:
+    cfg = _cfg(make_corpus({"source_train": 40}))
+    tok = _tok(cfg, ("source_train",))
+    ranks = [
+        build_dataloader(cfg, ["source_train"], tok, train=True, seed=3, rank=r, world_size=3)
+        for r in range(3)
+    ]
+    ids = [[i for b in r for i in b.cut_ids] for r in ranks]
+    assert len({len(r) for r in ranks}) == 1
+    flat = [i for r in ids for i in r]
+    assert len(flat) == len(set(flat)) == 40
+
+
+@pytest.mark.slow
+def test_data_workers_give_the_same_batches(make_corpus) -> None:
+    cfg = _cfg(make_corpus({"source_train": 12}))
+    tok = _tok(cfg, ("source_train",))
+    a = list(build_dataloader(cfg, ["source_train"], tok, train=True, seed=1))
+    cfg2 = replace(cfg, batching=replace(cfg.batching, num_workers=2))
+    b = list(build_dataloader(cfg2, ["source_train"], tok, train=True, seed=1))
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        _same(x, y)
+
+
+def test_data_loader_bad_items(make_corpus, caplog) -> None:
+    root = make_corpus()
+    cfg = _cfg(root, augment=AugmentConfig())
+    tok = _tok(cfg)
+    # a character the tokenizer cannot encode, found when the loader is built
+    rows = (root / "target_test.jsonl").read_text().splitlines()
+    row = json.loads(rows[0])
+    row["text"] = "NO ÑANDÚ"
+    (root / "target_test.jsonl").write_text("\n".join([json.dumps(row), *rows[1:]]) + "\n")
+    with pytest.raises(DataError, match=f"{row['id']}: .*cannot encode"):
+        build_dataloader(cfg, ["target_test"], tok, train=False)
+    skip = replace(cfg, skip_bad=True)
+    loader = build_dataloader(skip, ["target_test"], tok, train=False)
+    assert len(loader.table) == 5 and loader.report.bad[0][0] == row["id"]
+    # a file that breaks after the loader was built: skipped and logged, or a DataError
+    victim = loader.table.ids[0]
+    (root / "audio" / f"{victim}.wav").write_bytes(b"RIFF garbage")
+    with caplog.at_level(logging.WARNING):
+        got = [i for b in loader for i in b.cut_ids]
+    assert victim not in got and len(got) == 4
+    assert any(victim in msg for _, msg in loader.report.bad) and victim in caplog.text
+    strict = build_dataloader(cfg, ["source_train"], tok, train=False)
+    (root / "audio" / f"{strict.table.ids[0]}.wav").write_bytes(b"")
+    with pytest.raises(DataError, match=strict.table.ids[0]):
+        list(strict)
+
+
+def test_data_domains_mapping() -> None:
+    assert domain_map({}, ["target", "noisy", "source", "clean"]) == {
+        "source": 0,
+        "target": 1,
+        "clean": 2,
+        "noisy": 3,
+    }
+    assert domain_map({"a": 5}, ["a"]) == {"a": 5}
+
+
+def test_data_global_normalisation_and_memory_cache(make_corpus) -> None:
+    cfg = _cfg(
+        make_corpus(),
+        augment=AugmentConfig(spec_augment=False),
+        features=FeatureConfig(normalize="global", cache="memory"),
+    )
+    tok = _tok(cfg)
+    train = build_dataloader(cfg, ["source_train"], tok, train=True)
+    stats = train.feature_stats
+    assert stats is not None and stats.mean.shape == (80,)
+    frames = torch.cat(
+        [b.features[k, : b.feature_lengths[k]] for b in train for k in range(len(b))]
+    )
+    torch.testing.assert_close(
+        frames.double().mean(0), torch.zeros(80, dtype=torch.float64), atol=1e-3, rtol=0
+    )
+    torch.testing.assert_close(
+        frames.double().std(0), torch.ones(80, dtype=torch.float64), atol=1e-2, rtol=0
+    )
+    assert len(train.maker.cache) == len(train.table)
+    with pytest.raises(ConfigError, match="feature_stats"):
+        build_dataloader(cfg, ["target_test"], tok, train=False)
+    ev = build_dataloader(cfg, ["target_test"], tok, train=False, feature_stats=stats)
+    assert all(torch.isfinite(b.features).all() for b in ev)
+
+
+@pytest.mark.slow
+def test_data_fsdd_loader(shared_data: Path) -> None:
+    cfg = DataConfig(
+        root=str(shared_data / "fsdd"),
+        train=["train"],
+        augment=AugmentConfig(noise_snr_db=[10.0]),
+        features=FeatureConfig(sample_rate=16000),
+    )
+    tok = build_tokenizer(cfg, corpus_texts(cfg, ["train"]))
+    loader = build_dataloader(cfg, ["test"], tok, train=False)
+    assert sum(len(b) for b in loader) == 1000
+    b = next(iter(loader))
+    assert set(b.speakers) <= {"theo", "nicolas"} and torch.isfinite(b.features).all()
+    assert np.all(b.domains.numpy() == 0)
+
+
+def test_data_unlabelled_utterances_have_no_tokens(make_corpus) -> None:
+    root = make_corpus({"source_train": 8, "target_unlabelled": 6})
+    rows = [json.loads(x) for x in (root / "target_unlabelled.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["labelled"] = False
+        r["text"] += " Ω"  # not encodable: must not matter for unlabelled utterances
+    (root / "target_unlabelled.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = _cfg(root)
+    tok = _tok(cfg, ("source_train", "target_unlabelled"))
+    assert tok.vocab_size == _tok(cfg, ("source_train",)).vocab_size  # unlabelled text unused
+    loader = build_dataloader(cfg, ["source_train", "target_unlabelled"], tok, train=False)
+    for b in loader:
+        for k, cid in enumerate(b.cut_ids):
+            assert (int(b.token_lengths[k]) == 0) == cid.startswith("target")
+    plain = build_dataloader(cfg, ["source_train"], None, train=True, labels=False)
+    b = next(iter(plain))
+    assert b.tokens.shape == (len(b), 0) and b.texts[0]

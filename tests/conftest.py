@@ -46,5 +46,7 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 def shared_data() -> Path:
     path = shared_data_dir()
     if not path.is_dir():
-        pytest.skip(f"real speech corpora not found at {path} (they live in ../shared/data beside the repo)")
+        pytest.skip(
+            f"real speech corpora not found at {path} (they live in ../shared/data beside the repo)"
+        )
     return path

@@ -91,7 +91,7 @@ class MetricsWriter:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._f = open(self.path, "a", encoding="utf-8")
 
     def write(self, **record: Any) -> None:
         record.setdefault("time", round(time.time(), 3))
@@ -139,7 +139,9 @@ class RunDir:
         target = str(self.log_file.resolve())
         if not any(getattr(h, "baseFilename", None) == target for h in root.handlers):
             handler = logging.FileHandler(target, encoding="utf-8")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
+            )
             root.addHandler(handler)
         return logging.getLogger(name if name.startswith("semiasr") else f"semiasr.{name}")
 

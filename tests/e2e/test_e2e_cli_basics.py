@@ -13,7 +13,11 @@ import semiasr
 
 def run(*args: str) -> subprocess.CompletedProcess:
     exe = shutil.which("semiasr")
-    cmd = [exe, *args] if exe else [sys.executable, "-c", "from semiasr.cli.app import _entry; _entry()", *args]
+    cmd = (
+        [exe, *args]
+        if exe
+        else [sys.executable, "-c", "from semiasr.cli.app import _entry; _entry()", *args]
+    )
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 

@@ -23,6 +23,29 @@ config_app = typer.Typer(help="Show and check configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 
+_registered = False
+
+
+def _register_subcommands() -> None:
+    """Add the command groups of the other layers (imported lazily so `--version` stays fast)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    from semiasr.cli import asr, data
+
+    asr.register(app)
+    data_app = data.app
+    try:
+        from semiasr.cli import synth
+
+        for command in synth.app.registered_commands:
+            data_app.registered_commands.append(command)
+    except ImportError:  # pragma: no cover - the synth extra is part of the base install
+        pass
+    app.add_typer(data_app, name="data", help="Import, inspect and synthesise corpora.")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"semiasr {semiasr.__version__}")
@@ -62,14 +85,18 @@ def _cpu_bf16() -> bool:
     import torch
 
     try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
     except (AttributeError, RuntimeError):
         return False
 
 
 @config_app.command("show")
 def config_show(
-    config: Annotated[str, typer.Argument(help="A shipped config name (see `config list`) or a YAML path.")],
+    config: Annotated[
+        str, typer.Argument(help="A shipped config name (see `config list`) or a YAML path.")
+    ],
     overrides: Annotated[
         list[str] | None, typer.Argument(help="key=value overrides, e.g. model.d_model=256")
     ] = None,
@@ -90,6 +117,7 @@ def config_list() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one clear line and exit 2; everything else propagates."""
+    _register_subcommands()
     try:
         app(args=argv, standalone_mode=False)
     except SemiasrError as e:

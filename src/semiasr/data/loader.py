@@ -236,13 +236,7 @@ class _BatchMaker:
     ) -> Batch:
         """Normalise each utterance, pad to (B, T, F), SpecAugment; numpy until the end (cheap)."""
         t = self.table
-        mode = self.cfg.features.normalize
-        if mode == "utterance":
-            feats = [_cmvn(f) for f in feats]
-        elif mode == "global" and self.stats is not None:
-            mean = self.stats.mean.astype(np.float32)
-            inv = (1.0 / self.stats.std).astype(np.float32)
-            feats = [(f - mean) * inv for f in feats]
+        feats = [normalize_features(f, self.cfg.features.normalize, self.stats) for f in feats]
         lens = [f.shape[0] for f in feats]
         x = np.zeros((len(feats), max(lens), feats[0].shape[1]), dtype=np.float32)
         for b, f in enumerate(feats):
@@ -264,6 +258,16 @@ class _BatchMaker:
             cut_ids=[t.ids[i] for i in keep],
             speakers=[t.speakers[i] for i in keep],
         )
+
+
+def normalize_features(f: np.ndarray, mode: str, stats: GlobalStats | None) -> np.ndarray:
+    """Mean/variance normalisation of one utterance's ``(T, F)`` features as ``features.normalize``
+    says: "utterance" (its own statistics), "global" (``stats``), or "none"."""
+    if mode == "utterance":
+        return _cmvn(f)
+    if mode == "global" and stats is not None:
+        return (f - stats.mean.astype(np.float32)) * (1.0 / stats.std).astype(np.float32)
+    return f
 
 
 def _cmvn(f: np.ndarray, eps: float = 1e-5) -> np.ndarray:

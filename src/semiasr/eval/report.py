@@ -51,12 +51,20 @@ class EvalReport:
             "num_utterances": self.num_utterances,
             "wer": self.overall_wer.as_dict(),
             "cer": self.overall_cer.as_dict(),
-            "by_domain": {k: {"wer": w.as_dict(), "cer": c.as_dict()} for k, (w, c) in self.by_domain.items()},
+            "by_domain": {
+                k: {"wer": w.as_dict(), "cer": c.as_dict()} for k, (w, c) in self.by_domain.items()
+            },
             "by_speaker": {
                 k: {"wer": w.as_dict(), "cer": c.as_dict()} for k, (w, c) in self.by_speaker.items()
             },
             "worst": [
-                {"id": u.id, "ref": u.ref, "hyp": u.hyp, "errors": e.errors, "wer": round(e.rate, 2)}
+                {
+                    "id": u.id,
+                    "ref": u.ref,
+                    "hyp": u.hyp,
+                    "errors": e.errors,
+                    "wer": round(e.rate, 2),
+                }
                 for u, e in self.worst
             ],
             **self.extra,
@@ -90,9 +98,14 @@ def evaluate(utterances: Iterable[Utterance], num_worst: int = 10) -> EvalReport
 
 
 def _table(rows: dict[str, tuple[ErrorCounts, ErrorCounts]], title: str) -> list[str]:
-    out = [f"| {title} | WER % | CER % | words | sub | del | ins |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    out = [
+        f"| {title} | WER % | CER % | words | sub | del | ins |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for k, (w, c) in rows.items():
-        out.append(f"| {k} | {w.rate:.2f} | {c.rate:.2f} | {w.ref_len} | {w.sub} | {w.dels} | {w.ins} |")
+        out.append(
+            f"| {k} | {w.rate:.2f} | {c.rate:.2f} | {w.ref_len} | {w.sub} | {w.dels} | {w.ins} |"
+        )
     return out
 
 
@@ -111,7 +124,14 @@ def to_markdown(report: EvalReport, title: str = "Evaluation", command: str | No
     if report.worst:
         lines += ["## Worst utterances", ""]
         for u, e in report.worst:
-            lines += [f"`{u.id}` ({e.errors} errors)", "", "```", aligned_text(u.ref, u.hyp).rstrip(), "```", ""]
+            lines += [
+                f"`{u.id}` ({e.errors} errors)",
+                "",
+                "```",
+                aligned_text(u.ref, u.hyp).rstrip(),
+                "```",
+                "",
+            ]
     return "\n".join(lines)
 
 
@@ -135,7 +155,9 @@ def _plot_groups(report: EvalReport, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     groups = [("domain", report.by_domain), ("speaker", report.by_speaker)]
-    groups = [(n, g) for n, g in groups if g] or [("all", {"all": (report.overall_wer, report.overall_cer)})]
+    groups = [(n, g) for n, g in groups if g] or [
+        ("all", {"all": (report.overall_wer, report.overall_cer)})
+    ]
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.2), squeeze=False)
     for ax, (name, rows) in zip(axes[0], groups):
         keys = list(rows)

@@ -62,7 +62,7 @@ def test_typo_in_yaml_file_names_the_file(tmp_path: Path) -> None:
 def test_wrong_type_in_yaml_file(tmp_path: Path) -> None:
     f = tmp_path / "bad.yaml"
     f.write_text("train:\n  max_steps: lots\n")
-    with pytest.raises(ConfigError, match="train.max_steps"):
+    with pytest.raises(ConfigError, match=r"train\.max_steps"):
         load_config(f)
 
 
@@ -104,5 +104,5 @@ def test_every_shipped_config_has_a_golden() -> None:
 def test_dict_valued_key_accepts_mapping_and_reports_bad_values() -> None:
     cfg = load_config(None, ["data.domains={a: 3, b: 4}"])
     assert dict(cfg.data.domains) == {"a": 3, "b": 4}
-    with pytest.raises(ConfigError, match="data.domains"):
+    with pytest.raises(ConfigError, match=r"data\.domains"):
         load_config(None, ["data.domains={a: x}"])

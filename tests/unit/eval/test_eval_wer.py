@@ -7,7 +7,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from semiasr.eval import Utterance, aligned_text, error_counts, evaluate, plot_training_curves, wer, write_report
+from semiasr.eval import (
+    Utterance,
+    aligned_text,
+    error_counts,
+    evaluate,
+    plot_training_curves,
+    wer,
+    write_report,
+)
 
 
 def levenshtein(a: list[str], b: list[str]) -> int:
@@ -68,6 +76,15 @@ def test_report_groups_and_writes(tmp_path: Path) -> None:
 
 def test_training_curves_plot(tmp_path: Path) -> None:
     m = tmp_path / "metrics.jsonl"
-    m.write_text("\n".join(json.dumps(r) for r in [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 2, "valid_wer": 50.0}]))
+    m.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"step": 1, "loss": 3.0},
+                {"step": 2, "loss": 2.0},
+                {"step": 2, "valid_wer": 50.0},
+            ]
+        )
+    )
     out = plot_training_curves(m, tmp_path / "c.png")
     assert out.stat().st_size > 1000

@@ -32,7 +32,9 @@ def test_resume_keeps_and_overwrite_clears(tmp_path: Path) -> None:
     assert not fresh.resumed and not (fresh.checkpoints / "step-1.pt").exists()
 
 
-def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_write_leaves_old_file_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "f.txt"
     atomic_write_text(target, "old")
 

@@ -1,0 +1,119 @@
+"""``semiasr train | eval | decode | transcribe | demo``: thin wrappers over :mod:`semiasr.tasks`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Overrides = Annotated[list[str] | None, typer.Argument(help="key=value config overrides")]
+
+
+def _mode(resume: bool, overwrite: bool) -> str:
+    if resume and overwrite:
+        raise typer.BadParameter("--resume and --overwrite exclude each other")
+    return "resume" if resume else "overwrite" if overwrite else "new"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_cmd(
+        config: Annotated[str, typer.Argument(help="A shipped config name or a YAML path.")],
+        overrides: Overrides = None,
+        resume: Annotated[bool, typer.Option("--resume", help="Continue an existing run.")] = False,
+        overwrite: Annotated[
+            bool, typer.Option("--overwrite", help="Delete an existing run first.")
+        ] = False,
+    ) -> None:
+        """Train a recogniser; writes runs/<name>/ (config, metrics, log, checkpoints)."""
+        from semiasr.config import load_config
+        from semiasr.tasks import train
+
+        cfg = load_config(config, overrides or [])
+        run, summary = train(cfg, mode=_mode(resume, overwrite))
+        typer.echo(f"trained {summary.steps} steps in {summary.wall_time_s:.0f} s; run: {run.path}")
+
+    @app.command("eval")
+    def eval_cmd(
+        run: Annotated[Path, typer.Argument(help="A run directory (runs/<name>).")],
+        splits: Annotated[
+            list[str] | None, typer.Argument(help="Splits to score (default: data.test).")
+        ] = None,
+        checkpoint: Annotated[str, typer.Option(help="best, averaged, last, or a file.")] = "best",
+        method: Annotated[str, typer.Option(help="greedy or beam.")] = "greedy",
+        beam: Annotated[int, typer.Option(help="Beam width for beam search.")] = 4,
+        out: Annotated[
+            Path | None, typer.Option(help="Output folder (default <run>/eval).")
+        ] = None,
+    ) -> None:
+        """Decode and score splits: report.md, report.json and wer.png per split."""
+        from semiasr.config import load_config
+        from semiasr.tasks import evaluate_run
+
+        names = splits or list(load_config(run / "config.yaml").data.test)
+        command = "semiasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        reports = evaluate_run(run, names, checkpoint, method, beam, out, command)
+        for split, rep in reports.items():
+            typer.echo(
+                f"{split}: WER {rep.wer:.2f}%  CER {rep.cer:.2f}%  ({rep.num_utterances} utterances)"
+            )
+
+    @app.command("decode")
+    def decode_cmd(
+        run: Annotated[Path, typer.Argument(help="A run directory.")],
+        split: Annotated[
+            str, typer.Argument(help="A split of the run's corpus, e.g. target_test.")
+        ],
+        out: Annotated[Path, typer.Option(help="JSONL output.")] = Path("hyps.jsonl"),
+        checkpoint: Annotated[str, typer.Option()] = "best",
+        method: Annotated[str, typer.Option()] = "greedy",
+        beam: Annotated[int, typer.Option()] = 4,
+    ) -> None:
+        """Decode a manifest split to JSONL (id, ref, hyp) with timing and real-time factor."""
+        from semiasr.rundir import atomic_write_text
+        from semiasr.tasks import decode_split, load_trained
+
+        utts, timing = decode_split(load_trained(run, checkpoint), split, method=method, beam=beam)
+        lines = [
+            json.dumps({"id": u.id, "ref": u.ref, "hyp": u.hyp, "domain": u.domain}) for u in utts
+        ]
+        atomic_write_text(out, "\n".join(lines) + "\n")
+        typer.echo(f"{len(utts)} utterances → {out}; RTF {timing['rtf']:.4f}")
+
+    @app.command("transcribe")
+    def transcribe_cmd(
+        run: Annotated[Path, typer.Argument(help="A run directory.")],
+        files: Annotated[list[Path], typer.Argument(help="Audio files.")],
+        checkpoint: Annotated[str, typer.Option()] = "best",
+        method: Annotated[str, typer.Option()] = "greedy",
+        beam: Annotated[int, typer.Option()] = 4,
+    ) -> None:
+        """Transcribe audio files; prints one JSON line per file (text, seconds, real-time factor)."""
+        from semiasr.tasks.transcribe import transcribe_files
+
+        for rec in transcribe_files(run, files, checkpoint, method, beam):
+            typer.echo(json.dumps(rec))
+
+    @app.command("demo")
+    def demo_cmd(
+        overrides: Overrides = None,
+        quick: Annotated[
+            bool, typer.Option("--quick", help="Small corpus and model: about 3 minutes.")
+        ] = False,
+        overwrite: Annotated[
+            bool, typer.Option("--overwrite", help="Retrain from scratch.")
+        ] = False,
+    ) -> None:
+        """The built-in demo: make the corpus, train on the source domain, evaluate on source and target,
+        write runs/demo/report.md. Re-running resumes (and finishes at once if training is done)."""
+        from semiasr.tasks.demo import run_demo
+
+        report = run_demo(
+            quick=quick, overrides=overrides or [], mode="overwrite" if overwrite else "resume"
+        )
+        typer.echo(report.read_text())
+        typer.echo(f"report: {report}")

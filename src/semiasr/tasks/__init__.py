@@ -1,0 +1,12 @@
+"""Tasks: small functions that choose model, objective, data and which parameters train, then run.
+
+``train`` (supervised ASR training), ``evaluate`` (decode splits and score them), ``transcribe`` (audio
+files), ``demo`` (the built-in end-to-end demo). The CLI is a thin layer over these.
+"""
+
+from __future__ import annotations
+
+from semiasr.tasks.evaluate import Decoder, decode_split, evaluate_run, load_trained
+from semiasr.tasks.train import train
+
+__all__ = ["Decoder", "decode_split", "evaluate_run", "load_trained", "train"]

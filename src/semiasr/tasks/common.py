@@ -1,0 +1,80 @@
+"""What the tasks share: the run's tokenizer and feature statistics, corpus preparation, ranks."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from semiasr.data.features import GlobalStats
+from semiasr.data.tokenizer import build_tokenizer, tokenizer_from_dict
+from semiasr.errors import DataError
+from semiasr.rundir import atomic_write_text
+
+TOKENIZER_FILE = "tokenizer.json"
+STATS_FILE = "feature_stats.json"
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the world size under ``torchrun`` (0 and 1 otherwise)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def prepare_corpus(cfg: Any, progress: bool = True) -> Path:
+    """Make sure the corpus ``cfg.data`` names exists; the synthetic one is generated on first use
+    (by rank 0 only; other ranks wait for it)."""
+    root = Path(cfg.data.root)
+    if cfg.data.corpus != "synth":
+        if not root.exists():
+            raise DataError(f"corpus folder {root} does not exist (data.root)", item=str(root))
+        return root
+    from semiasr.data.synth.corpus import ensure_corpus, is_complete
+
+    rank, _ = rank_and_world()
+    if rank == 0:
+        return ensure_corpus(
+            root, seed=cfg.data.synth_seed, scale=cfg.data.synth_scale, progress=progress
+        )
+    deadline = time.monotonic() + 1800
+    while not is_complete(root):
+        if time.monotonic() > deadline:
+            raise DataError(
+                "rank 0 did not finish generating the corpus in 30 minutes", item=str(root)
+            )
+        time.sleep(2)
+    return root
+
+
+def save_tokenizer(run_path: Path, tokenizer: Any) -> None:
+    atomic_write_text(
+        run_path / TOKENIZER_FILE, json.dumps(tokenizer.to_dict(), ensure_ascii=False) + "\n"
+    )
+
+
+def load_tokenizer(run_path: Path) -> Any:
+    path = run_path / TOKENIZER_FILE
+    if not path.is_file():
+        raise DataError(
+            f"no {TOKENIZER_FILE} in run {run_path}; was it trained by semiasr?", item=str(path)
+        )
+    return tokenizer_from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def tokenizer_for_run(cfg: Any, run_path: Path, texts: list[str]) -> Any:
+    """The run's tokenizer: the saved one when resuming, else trained on ``texts`` (deterministic,
+    so every DDP rank builds the same)."""
+    if (run_path / TOKENIZER_FILE).is_file():
+        return load_tokenizer(run_path)
+    return build_tokenizer(cfg.data, texts)
+
+
+def save_stats(run_path: Path, stats: GlobalStats | None) -> None:
+    if stats is not None:
+        atomic_write_text(run_path / STATS_FILE, json.dumps(stats.to_dict()) + "\n")
+
+
+def load_stats(run_path: Path) -> GlobalStats | None:
+    path = run_path / STATS_FILE
+    return GlobalStats.from_dict(json.loads(path.read_text())) if path.is_file() else None

@@ -1,0 +1,140 @@
+"""Load a trained run, decode manifests or audio files with it, and score the result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from semiasr.config import as_object, load_config
+from semiasr.data.loader import build_dataloader
+from semiasr.errors import CheckpointError
+from semiasr.eval import EvalReport, Utterance, evaluate, write_report
+from semiasr.models.build import build_model
+from semiasr.tasks.common import load_stats, load_tokenizer
+from semiasr.train.checkpoint import load_checkpoint, load_model_state, model_state_of
+from semiasr.train.runtime import resolve_device
+
+FRAME_SHIFT_S = 0.01
+
+
+@dataclass
+class Decoder:
+    """A trained model ready to decode: weights, tokenizer, config and feature statistics."""
+
+    model: nn.Module
+    tokenizer: Any
+    cfg: Any
+    stats: Any
+    device: torch.device
+    checkpoint: Path
+
+    @torch.no_grad()
+    def decode_batch(self, batch: Any, method: str = "greedy", beam: int = 4) -> list[str]:
+        b = batch.to(self.device)
+        ids = self.model.transcribe(b.features, b.feature_lengths, method=method, beam=beam)
+        return [self.tokenizer.decode(x) for x in ids]
+
+
+def checkpoint_of(run_path: Path, which: str = "best") -> Path:
+    """``which``: "best", "averaged", "last", or a path to a checkpoint file."""
+    ckpts = run_path / "checkpoints"
+    if which in {"best", "averaged"}:
+        p = ckpts / f"{which}.pt"
+        if p.is_file():
+            return p
+        which = "last"
+    if which == "last":
+        steps = sorted(
+            (int(p.stem.split("-")[1]), p)
+            for p in ckpts.glob("step-*.pt")
+            if p.stem.split("-")[1].isdigit()
+        )
+        if not steps:
+            raise CheckpointError(f"run {run_path} has no checkpoints in {ckpts}")
+        return steps[-1][1]
+    p = Path(which)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {p} does not exist")
+    return p
+
+
+def load_trained(
+    run_dir: str | Path, which: str = "best", device: str = "cpu", overrides: Sequence[str] = ()
+) -> Decoder:
+    """Rebuild a run's model from its ``config.yaml``, ``tokenizer.json`` and a checkpoint."""
+    run_path = Path(run_dir)
+    if not (run_path / "config.yaml").is_file():
+        raise CheckpointError(f"{run_path} is not a semiasr run directory (no config.yaml)")
+    cfg = as_object(load_config(run_path / "config.yaml", list(overrides)))
+    tokenizer = load_tokenizer(run_path)
+    model = build_model(cfg.model, tokenizer.vocab_size, cfg.data.features.num_mel_bins)
+    path = checkpoint_of(run_path, which)
+    load_model_state(model, model_state_of(load_checkpoint(path), str(path)), str(path))
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    return Decoder(model, tokenizer, cfg, load_stats(run_path), dev, path)
+
+
+def decode_split(
+    decoder: Decoder,
+    split: str,
+    data_cfg: Any | None = None,
+    method: str = "greedy",
+    beam: int = 4,
+    limit: int | None = None,
+) -> tuple[list[Utterance], dict[str, float]]:
+    """Decode one split of ``data_cfg`` (default: the run's); returns utterances and timing:
+    audio seconds, decode seconds, real-time factor (decode time / audio time)."""
+    cfg = data_cfg if data_cfg is not None else decoder.cfg.data
+    loader = build_dataloader(
+        cfg, [split], decoder.tokenizer, train=False, seed=0, feature_stats=decoder.stats
+    )
+    table = loader.table
+    domain_of = {i: str((c.custom or {}).get("domain", "")) for i, c in zip(table.ids, table.cuts)}
+    utts: list[Utterance] = []
+    audio_s = decode_s = 0.0
+    for batch in loader:
+        t0 = time.perf_counter()
+        hyps = decoder.decode_batch(batch, method, beam)
+        decode_s += time.perf_counter() - t0
+        audio_s += float(batch.feature_lengths.sum()) * FRAME_SHIFT_S
+        domains = [domain_of.get(cid, "") for cid in batch.cut_ids]
+        speakers = batch.speakers or [""] * len(batch)
+        for i, hyp in enumerate(hyps):
+            utts.append(Utterance(batch.cut_ids[i], batch.texts[i], hyp, domains[i], speakers[i]))
+        if limit is not None and len(utts) >= limit:
+            break
+    rtf = decode_s / audio_s if audio_s else float("nan")
+    return utts, {"audio_s": audio_s, "decode_s": decode_s, "rtf": rtf}
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    splits: Sequence[str],
+    which: str = "best",
+    method: str = "greedy",
+    beam: int = 4,
+    out_dir: str | Path | None = None,
+    command: str | None = None,
+    data_overrides: Sequence[str] = (),
+) -> dict[str, EvalReport]:
+    """Decode and score each split; write ``report.md``/``report.json``/``wer.png`` per split under
+    ``out_dir`` (default ``<run>/eval/<split>``)."""
+    decoder = load_trained(run_dir, which, overrides=data_overrides)
+    reports = {}
+    for split in splits:
+        utts, timing = decode_split(decoder, split, method=method, beam=beam)
+        rep = evaluate(utts)
+        rep.extra.update(
+            {"split": split, "method": method, "checkpoint": str(decoder.checkpoint), **timing}
+        )
+        target = Path(out_dir) / split if out_dir else Path(run_dir) / "eval" / split
+        write_report(rep, target, title=f"{split}: {method} decoding", command=command)
+        reports[split] = rep
+    return reports

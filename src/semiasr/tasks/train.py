@@ -1,0 +1,115 @@
+"""Supervised ASR training: corpus → tokenizer → loaders → model → objective → optimizer → Trainer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from semiasr.config import as_object, to_yaml
+from semiasr.data.loader import build_dataloader, corpus_texts
+from semiasr.eval import wer
+from semiasr.models.build import build_model, count_parameters
+from semiasr.objectives import objective_for
+from semiasr.optim import build_optimizer, build_scheduler
+from semiasr.rundir import RunDir, open_run_dir
+from semiasr.tasks.common import (
+    prepare_corpus,
+    rank_and_world,
+    save_stats,
+    save_tokenizer,
+    tokenizer_for_run,
+)
+from semiasr.train import FitSummary, Trainer, set_seed
+
+log = logging.getLogger(__name__)
+
+
+def _run_dir(cfg: Any, mode: str) -> RunDir:
+    rank, _ = rank_and_world()
+    if rank == 0:
+        return open_run_dir(cfg.run_root, cfg.name, to_yaml(cfg), mode)
+    from pathlib import Path
+
+    return RunDir(Path(cfg.run_root) / cfg.name, resumed=mode == "resume")
+
+
+def make_wer_evaluator(loader: Any, tokenizer: Any, limit_batches: int | None = None):
+    """An ``evaluate(model) -> {"wer": %, "cer": ...}`` callback: greedy decoding of ``loader``."""
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        device = next(model.parameters()).device
+        refs, hyps = [], []
+        for i, batch in enumerate(loader):
+            if limit_batches is not None and i >= limit_batches:
+                break
+            b = batch.to(device)
+            ids = model.transcribe(b.features, b.feature_lengths)
+            hyps += [tokenizer.decode(x) for x in ids]
+            refs += list(b.texts)
+        return {"wer": wer(refs, hyps)}
+
+    return evaluate
+
+
+def train(
+    cfg: Any, mode: str = "new", progress: bool = True, eval_batches: int | None = 20
+) -> tuple[RunDir, FitSummary]:
+    """Train ``cfg.model`` on ``cfg.data.train``; validate WER on ``cfg.data.valid`` every
+    ``train.eval_every`` steps (greedy, first ``eval_batches`` batches). ``mode``: "new", "resume",
+    "overwrite" (see :func:`semiasr.rundir.open_run_dir`)."""
+    cfg = as_object(cfg)
+    set_seed(cfg.seed)
+    rank, world = rank_and_world()
+    prepare_corpus(cfg, progress=progress and rank == 0)
+    run = _run_dir(cfg, mode)
+    tokenizer = tokenizer_for_run(cfg, run.path, corpus_texts(cfg.data, list(cfg.data.train)))
+    train_loader = build_dataloader(
+        cfg.data,
+        list(cfg.data.train),
+        tokenizer,
+        train=True,
+        seed=cfg.seed,
+        rank=rank,
+        world_size=world,
+    )
+    stats = train_loader.feature_stats
+    evaluate = None
+    if rank == 0:
+        save_tokenizer(run.path, tokenizer)
+        save_stats(run.path, stats)
+        if cfg.data.valid:
+            valid = build_dataloader(
+                cfg.data, list(cfg.data.valid), tokenizer, train=False, feature_stats=stats
+            )
+            evaluate = make_wer_evaluator(valid, tokenizer, eval_batches)
+    model = build_model(cfg.model, tokenizer.vocab_size, cfg.data.features.num_mel_bins)
+    objective = objective_for(model)
+    optimizer = build_optimizer(model, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.sched, cfg.train.max_steps)
+    if rank == 0:
+        run.logger().info(
+            "model %s/%s: %.2fM parameters, vocab %d (%s tokenizer)",
+            cfg.model.kind,
+            cfg.model.preset,
+            count_parameters(model) / 1e6,
+            tokenizer.vocab_size,
+            cfg.data.tokenizer.kind,
+        )
+    train_cfg = cfg.train
+    if not progress:
+        train_cfg.progress = False
+    trainer = Trainer(
+        model,
+        objective,
+        optimizer,
+        scheduler,
+        train_loader,
+        train_cfg,
+        run,
+        evaluate=evaluate,
+        device=cfg.device,
+    )
+    summary = trainer.fit()
+    return run, summary

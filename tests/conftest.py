@@ -10,6 +10,12 @@ from hypothesis import HealthCheck, settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: one intra-op thread each, or they fight over the cores.
+    import torch
+
+    torch.set_num_threads(1)
+
 settings.register_profile(
     "ci",
     max_examples=50,

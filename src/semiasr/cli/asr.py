@@ -35,6 +35,9 @@ def register(app: typer.Typer) -> None:
 
         cfg = load_config(config, overrides or [])
         run, summary = train(cfg, mode=_mode(resume, overwrite))
+        if summary.interrupted:
+            typer.echo(f"interrupted at step {summary.steps}; checkpoint saved. Continue with --resume: {run.path}")
+            raise typer.Exit(130)
         typer.echo(f"trained {summary.steps} steps in {summary.wall_time_s:.0f} s; run: {run.path}")
 
     @app.command("eval")

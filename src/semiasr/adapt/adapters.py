@@ -1,0 +1,119 @@
+"""Residual bottleneck adapters attached to a model's blocks from outside.
+
+    y = x + W_up · act(W_down · LN(x) + b_down) + b_up
+    x, y: (B, T, D),   W_down: (r, D),   W_up: (D, r)
+
+with bottleneck r ≪ D and W_up, b_up zero-initialised, so a fresh adapter is the identity and the
+adapted model computes bit for bit what the base model computes (Houlsby et al.,
+"Parameter-Efficient Transfer Learning for NLP", 2019; Li et al., "Efficient Domain Adaptation for
+Speech Foundation Models", 2023, fine-tune such adapters plus the decoder on a frozen encoder).
+
+``add_adapters`` puts an adapter on the output of chosen modules (a whole block, or a submodule of
+it such as ``ff2``) with a forward hook. The adapters live in ``model.adapters`` (an
+``nn.ModuleDict`` keyed by the dotted target name with ``-`` for ``.``), so the base model's
+parameter names do not change and a base checkpoint still loads into the adapted model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from semiasr.adapt.names import adapt_state, join_name, key_of, matching_modules, root_container
+from semiasr.adapt.outputs import main_tensor, replace_main_tensor
+from semiasr.errors import ConfigError
+
+__all__ = ["ResidualAdapter", "adapter_targets", "add_adapters", "infer_width"]
+
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "swish": nn.SiLU}
+
+
+def activation(name: str) -> nn.Module:
+    if name not in _ACTIVATIONS:
+        raise ConfigError(f"unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]()
+
+
+class ResidualAdapter(nn.Module):
+    """x (…, D) -> x + up(act(down(LN(x)))), identity at initialisation."""
+
+    def __init__(self, d_model: int, bottleneck: int, act: str = "relu", dropout: float = 0.0):
+        super().__init__()
+        if bottleneck < 1 or d_model < 1:
+            raise ConfigError(f"adapter sizes must be positive, got d={d_model} r={bottleneck}")
+        self.norm = nn.LayerNorm(d_model)
+        self.down = nn.Linear(d_model, bottleneck)
+        self.act = activation(act)
+        self.dropout = nn.Dropout(dropout)
+        self.up = nn.Linear(bottleneck, d_model)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.up(self.dropout(self.act(self.down(self.norm(x)))))
+
+    def on_output(self, module: nn.Module, args: Any, output: Any) -> Any:
+        """Forward hook: adapt the main tensor of ``module``'s output."""
+        return replace_main_tensor(output, self(main_tensor(output)))
+
+
+def infer_width(module: nn.Module) -> int:
+    """The feature width D of ``module``'s output: its ``d_model`` attribute if it has one, else
+    the width of the last LayerNorm or Linear it registers (a block's output norm, an FFN's
+    output projection)."""
+    d = getattr(module, "d_model", None)
+    if isinstance(d, int):
+        return d
+    for m in reversed(list(module.modules())):
+        if isinstance(m, nn.LayerNorm) and len(m.normalized_shape) == 1:
+            return int(m.normalized_shape[0])
+        if isinstance(m, nn.Linear):
+            return int(m.out_features)
+    raise ConfigError(
+        f"cannot tell the output width of {type(module).__name__}; pass d_model explicitly"
+    )
+
+
+def adapter_targets(layers: str, positions: Sequence[str]) -> list[str]:
+    """Module-name patterns for adapters after ``positions`` of each block matched by ``layers``:
+    ``"output"`` is the block's own output, any other position a submodule of the block."""
+    return [layers if p == "output" else join_name(layers, p) for p in positions]
+
+
+def add_adapters(
+    model: nn.Module,
+    layers: str = "encoder.layers.*",
+    positions: Sequence[str] = ("output",),
+    bottleneck: int = 32,
+    *,
+    act: str = "relu",
+    dropout: float = 0.0,
+    d_model: int | None = None,
+) -> dict[str, ResidualAdapter]:
+    """Attach a zero-initialised ResidualAdapter after every position of every block matching
+    ``layers`` (a dotted glob over module names). Returns {target module name: adapter}."""
+    added: dict[str, ResidualAdapter] = {}
+    store = root_container(model, "adapters")
+    state = adapt_state(model)
+    for name, module in matching_modules(model, adapter_targets(layers, positions), what="block"):
+        key = key_of(name)
+        if key in store:
+            raise ConfigError(f"{name} already has an adapter", key=name)
+        width = d_model if d_model is not None else infer_width(module)
+        adapter = ResidualAdapter(width, bottleneck, act, dropout)
+        place_like(adapter, module)
+        store[key] = adapter
+        module.register_forward_hook(adapter.on_output)
+        state.attach(name, adapter)
+        added[name] = adapter
+    return added
+
+
+def place_like(new: nn.Module, like: nn.Module) -> nn.Module:
+    """Move ``new`` to the device and floating dtype of ``like``'s first parameter."""
+    p = next(like.parameters(), None)
+    if p is None:
+        return new
+    return new.to(device=p.device, dtype=p.dtype if p.is_floating_point() else None)

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from semiasr.adapt import ResidualAdapter, add_adapters, freeze_all_but
+from semiasr.adapt.adapters import infer_width
+from semiasr.errors import ConfigError
+
+
+@pytest.mark.parametrize("positions", [("output",), ("ff2",), ("output", "ff1", "attn")])
+def test_zero_initialised_adapters_leave_outputs_bit_identical(toy, feats, positions) -> None:
+    model = toy(dtype=torch.float32)
+    x, n = feats(dtype=torch.float32)
+    before = model(x, n)
+    added = add_adapters(model, "encoder.layers.*", positions, bottleneck=3)
+    assert len(added) == 4 * len(positions)
+    assert torch.equal(model(x, n), before)
+
+
+def test_adapter_computes_its_formula(randomize) -> None:
+    adapter = ResidualAdapter(5, 2, act="gelu").double()
+    randomize(adapter)
+    x = torch.randn(2, 3, 5, dtype=torch.float64)
+    ln = nn.functional.layer_norm(x, (5,), adapter.norm.weight, adapter.norm.bias)
+    hidden = nn.functional.gelu(ln @ adapter.down.weight.T + adapter.down.bias)
+    expected = x + hidden @ adapter.up.weight.T + adapter.up.bias
+    torch.testing.assert_close(adapter(x), expected, rtol=0, atol=1e-12)
+
+
+def test_adapters_change_the_output_once_trained(toy, feats, randomize) -> None:
+    model = toy()
+    x, n = feats()
+    before = model(x, n)
+    added = add_adapters(model, "encoder.layers.*", ["output"], bottleneck=3)
+    randomize(added["encoder.layers.2"])
+    after = model(x, n)
+    assert not torch.allclose(after, before)
+    # the adapter sits on layer 2's output: by hand
+    h = model.encoder.proj_in(x)
+    for i, layer in enumerate(model.encoder.layers):
+        h = type(layer).forward(layer, h)
+        h = added[f"encoder.layers.{i}"](h)
+    torch.testing.assert_close(after, model.joiner(torch.tanh(h)), rtol=0, atol=1e-12)
+
+
+def test_base_parameter_names_are_unchanged(toy) -> None:
+    model = toy()
+    base_keys = set(model.state_dict())
+    add_adapters(model, "encoder.layers.*", ["ff2"], bottleneck=3)
+    keys = set(model.state_dict())
+    assert base_keys <= keys
+    assert all(k.startswith("adapters.encoder-layers-") for k in keys - base_keys)
+    model.load_state_dict(toy(seed=5).state_dict(), strict=False)  # a base checkpoint still loads
+
+
+def test_only_adapters_change_after_an_optimizer_step(toy, feats) -> None:
+    model = toy()
+    add_adapters(model, "encoder.layers.*", ["output"], bottleneck=3)
+    trained = freeze_all_but(model, ["adapters"])
+    assert trained and all(n.startswith("adapters.") for n in trained)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    x, n = feats()
+    for _ in range(3):  # W_up starts at zero: the rest of an adapter moves from step 2 on
+        opt.zero_grad()
+        model(x, n).pow(2).sum().backward()
+        opt.step()
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {k for k in before if k.startswith("adapters.")}
+
+
+def test_deepcopy_of_an_adapted_model_is_independent(toy, feats, randomize) -> None:
+    model = toy()
+    added = add_adapters(model, "encoder.layers.*", ["output"], bottleneck=3)
+    randomize(added["encoder.layers.0"])
+    twin = copy.deepcopy(model)
+    x, n = feats()
+    assert torch.equal(twin(x, n), model(x, n))
+    randomize(twin.adapters["encoder-layers-0"], seed=11)
+    assert not torch.equal(twin(x, n), model(x, n))
+
+
+def test_add_adapters_refuses_twice_and_bad_roots(toy) -> None:
+    model = toy()
+    add_adapters(model, "encoder.layers.0", bottleneck=2)
+    with pytest.raises(ConfigError, match="already has an adapter"):
+        add_adapters(model, "encoder.layers.0", bottleneck=2)
+    with pytest.raises(ConfigError, match="Sequential"):
+        add_adapters(nn.Sequential(nn.Linear(3, 3)), "0", bottleneck=2)
+    with pytest.raises(ConfigError, match="no block"):
+        add_adapters(model, "decoder.layers.*", bottleneck=2)
+
+
+def test_infer_width(toy) -> None:
+    model = toy(d=12)
+    assert infer_width(model.encoder.layers[0]) == 12
+    assert infer_width(model.encoder.layers[0].ff2) == 12
+    with pytest.raises(ConfigError, match="width"):
+        infer_width(nn.ReLU())

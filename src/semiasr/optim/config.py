@@ -1,4 +1,4 @@
-"""Configs of the optimizers and learning-rate schedules."""
+"""Configs of the optimizers and learning-rate schedules (see docs/optimizers.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 @dataclass
 class OptimConfig:
-    """``name`` is "adamw" or "fadam"."""
+    """``name`` is "adamw" or "fadam". ``clip`` (the per-tensor RMS bound c; ``.inf`` turns it
+    off) and ``p`` (the Fisher exponent) are used by FAdam only. ``weight_decay`` is AdamW's
+    decoupled decay or FAdam's λ; parameters with fewer than two dimensions never decay."""
 
     name: str = "adamw"
     lr: float = 1e-3
@@ -15,11 +17,15 @@ class OptimConfig:
     beta2: float = 0.98
     eps: float = 1e-8
     weight_decay: float = 1e-3
+    clip: float = 1.0
+    p: float = 0.5
 
 
 @dataclass
 class SchedConfig:
-    """``name`` is "noam" (linear warm-up, inverse-square-root decay), "cosine" or "constant"."""
+    """``name`` is "noam" (linear warm-up, inverse-square-root decay), "cosine" or "constant",
+    each with linear warm-up over ``warmup_steps``; the decay stops at ``min_lr_ratio`` times
+    the base rate."""
 
     name: str = "noam"
     warmup_steps: int = 500

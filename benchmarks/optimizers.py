@@ -1,0 +1,316 @@
+"""FAdam against torch.optim.AdamW.
+
+``step`` mode: the time of one ``optimizer.step()`` of FAdam (multi-tensor path) against
+``torch.optim.AdamW(foreach=True)`` on a transformer-shaped parameter set of about 30M
+parameters (9 blocks of d=512, ff=2048, plus a 1024-token embedding and output layer) with
+fixed random gradients. The two are timed interleaved (alternating which goes first), after
+warm-up steps, and the median of ``--repeats`` steps is reported with the ratio FAdam/AdamW
+(goal ≤ 1.5), both in wall-clock time and in the CPU time of this process (``--threads 1`` by
+default: on a machine shared with other jobs, CPU time is the steadier of the two). With
+``--per-tensor``, FAdam's per-tensor path (``foreach=False``) is timed in the same
+interleaving.
+
+    python benchmarks/optimizers.py step [--repeats 15] [--threads 1] [--per-tensor] \
+        [--out runs/bench/optimizers_step.json]
+
+Prints a table and writes JSON (timings in milliseconds, machine and versions).
+
+``train`` mode: trains the demo's source model (``--config demo``) with AdamW and with FAdam for
+the same number of updates. Each optimizer's learning rate is picked from a small grid by the
+validation WER of seed ``--seeds[0]``; the picked rate is then trained with every seed, and the
+test splits (``data.test``) are decoded greedily from each run's best checkpoint. Writes
+``train.json`` (grid, picked rates, WER per seed, mean ± sd) and ``loss_curves.png`` (training
+loss of every run at the picked rates) under ``--out-dir``; runs go to ``--out-dir``/runs.
+
+    python benchmarks/optimizers.py train [--config demo] [--steps 2000] [--seeds 0 1 2] \
+        [--adamw-lrs 5e-4 1e-3 2e-3] [--fadam-lrs 5e-4 1e-3 2e-3] [KEY=VALUE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from semiasr.optim import FAdam
+
+D_MODEL, D_FF, N_BLOCKS, VOCAB = 512, 2048, 9, 1024
+
+
+def transformer_shapes(d: int = D_MODEL, ff: int = D_FF, blocks: int = N_BLOCKS) -> list[tuple]:
+    """Shapes of an embedding, ``blocks`` pre-norm transformer blocks and an output layer."""
+    block = [
+        (d,),  # norm 1 scale
+        (d,),  # norm 1 shift
+        (3 * d, d),  # q, k, v projection
+        (3 * d,),
+        (d, d),  # attention output
+        (d,),
+        (d,),  # norm 2 scale
+        (d,),  # norm 2 shift
+        (ff, d),  # feed-forward in
+        (ff,),
+        (d, ff),  # feed-forward out
+        (d,),
+    ]
+    return [(VOCAB, d)] + block * blocks + [(d,), (d,), (VOCAB, d), (VOCAB,)]
+
+
+def make_params(shapes: list[tuple], seed: int) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    params = []
+    for shape in shapes:
+        p = (0.02 * torch.randn(shape, generator=gen)).requires_grad_()
+        p.grad = 1e-3 * torch.randn(shape, generator=gen)
+        params.append(p)
+    return params
+
+
+def time_step(opt: torch.optim.Optimizer) -> tuple[float, float]:
+    """(wall, CPU) milliseconds of one ``opt.step()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    opt.step()
+    return (time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3
+
+
+def bench_step(repeats: int, warmup: int, per_tensor: bool) -> dict[str, Any]:
+    shapes = transformer_shapes()
+    n_params = sum(torch.Size(s).numel() for s in shapes)
+    opts = {
+        "fadam_foreach": FAdam(make_params(shapes, 0), lr=1e-3, weight_decay=0.1, foreach=True),
+        "adamw_foreach": torch.optim.AdamW(
+            make_params(shapes, 0), lr=1e-3, weight_decay=0.1, foreach=True
+        ),
+    }
+    if per_tensor:
+        opts["fadam_per_tensor"] = FAdam(
+            make_params(shapes, 0), lr=1e-3, weight_decay=0.1, foreach=False
+        )
+    names = list(opts)
+    for _ in range(warmup):
+        for name in names:
+            opts[name].step()
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            w, c = time_step(opts[name])
+            wall[name].append(w)
+            cpu[name].append(c)
+    result: dict[str, Any] = {
+        "mode": "step",
+        "n_params": n_params,
+        "n_tensors": len(shapes),
+        "repeats": repeats,
+        "warmup": warmup,
+    }
+    for clock, times in (("wall", wall), ("cpu", cpu)):
+        median = {name: statistics.median(ts) for name, ts in times.items()}
+        paired = [f / a for f, a in zip(times["fadam_foreach"], times["adamw_foreach"])]
+        result[clock] = {
+            "median_ms": median,
+            "ratio_fadam_over_adamw": median["fadam_foreach"] / median["adamw_foreach"],
+            "median_paired_ratio": statistics.median(paired),
+            "times_ms": times,
+        }
+    result["machine"] = machine()
+    return result
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "note": "shared machine: other jobs ran at the same time; compare ratios, not times",
+    }
+
+
+def print_step(result: dict[str, Any]) -> None:
+    print(
+        f"optimizer step, {result['n_params'] / 1e6:.1f}M parameters in {result['n_tensors']} "
+        f"tensors, median of {result['repeats']} interleaved steps "
+        f"(torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    )
+    print(f"{'optimizer':<20}{'wall ms':>10}{'vs AdamW':>10}{'CPU ms':>10}{'vs AdamW':>10}")
+    wall, cpu = result["wall"]["median_ms"], result["cpu"]["median_ms"]
+    for name in wall:
+        print(
+            f"{name:<20}{wall[name]:>10.1f}{wall[name] / wall['adamw_foreach']:>10.2f}"
+            f"{cpu[name]:>10.1f}{cpu[name] / cpu['adamw_foreach']:>10.2f}"
+        )
+    print(
+        f"FAdam(foreach) / AdamW(foreach): wall {result['wall']['ratio_fadam_over_adamw']:.2f}, "
+        f"CPU {result['cpu']['ratio_fadam_over_adamw']:.2f} (goal <= 1.5)"
+    )
+
+
+# ---------------------------------------------------------------- train mode
+
+
+def _train_one(config: str, overrides: list[str], run_root: Path, name: str) -> dict[str, Any]:
+    """Train one run (overwriting a previous one of the same name); its validation WER (last
+    evaluation) and its training-loss curve from ``metrics.jsonl``."""
+    from semiasr.config import load_config
+    from semiasr.tasks import train
+
+    cfg = load_config(config, [*overrides, f"name={name}", f"run_root={run_root}"])
+    run, summary = train(cfg, mode="overwrite", progress=False)
+    records = [json.loads(line) for line in run.metrics_file.read_text().splitlines() if line]
+    curve = [(r["step"], r["loss"]) for r in records if r.get("split") == "train" and "loss" in r]
+    evals = [r["wer"] for r in records if r.get("split") == "eval" and "wer" in r]
+    return {
+        "run": str(run.path),
+        "valid_wer": evals[-1] if evals else None,
+        "final_loss": summary.final_loss,
+        "curve": curve,
+        "test_splits": list(cfg.data.test),
+    }
+
+
+def _test_wer(run_path: str, splits: list[str]) -> dict[str, float]:
+    from semiasr.eval import evaluate
+    from semiasr.tasks import decode_split, load_trained
+
+    decoder = load_trained(run_path, "best")
+    return {split: evaluate(decode_split(decoder, split)[0]).wer for split in splits}
+
+
+def _pick(grid: dict[str, dict[str, Any]]) -> str:
+    """The learning rate (key) with the lowest validation WER (final loss where none)."""
+
+    def score(item: tuple[str, dict[str, Any]]) -> float:
+        r = item[1]
+        value = r["valid_wer"] if r["valid_wer"] is not None else r["final_loss"]
+        return math.inf if value is None or not math.isfinite(value) else value
+
+    return min(grid.items(), key=score)[0]
+
+
+def bench_train(args: argparse.Namespace) -> dict[str, Any]:
+    out_dir: Path = args.out_dir
+    run_root = out_dir / "runs"
+    lrs = {"adamw": args.adamw_lrs, "fadam": args.fadam_lrs}
+    decay = {"adamw": args.adamw_weight_decay, "fadam": args.fadam_weight_decay}
+    result: dict[str, Any] = {"mode": "train", "config": args.config, "steps": args.steps}
+    for opt in ("adamw", "fadam"):
+
+        def run(lr: float, seed: int, opt: str = opt) -> dict[str, Any]:
+            overrides = [
+                *args.overrides,
+                f"optim.name={opt}",
+                f"optim.lr={lr}",
+                f"optim.weight_decay={decay[opt]}",
+                f"seed={seed}",
+                f"train.max_steps={args.steps}",
+            ]
+            return _train_one(args.config, overrides, run_root, f"{opt}-lr{lr:g}-seed{seed}")
+
+        grid = {f"{lr:g}": run(lr, args.seeds[0]) for lr in lrs[opt]}
+        best = _pick(grid)
+        seeds = {args.seeds[0]: grid[best]}
+        seeds.update({s: run(float(best), s) for s in args.seeds[1:]})
+        wers = {s: _test_wer(r["run"], r["test_splits"]) for s, r in seeds.items()}
+        splits = next(iter(seeds.values()))["test_splits"]
+        summary = {
+            split: {
+                "mean": statistics.mean(w[split] for w in wers.values()),
+                "sd": statistics.stdev(w[split] for w in wers.values()) if len(wers) > 1 else 0.0,
+            }
+            for split in splits
+        }
+        result[opt] = {
+            "weight_decay": decay[opt],
+            "grid_valid_wer": {lr: r["valid_wer"] for lr, r in grid.items()},
+            "picked_lr": float(best),
+            "test_wer": {str(s): w for s, w in wers.items()},
+            "test_wer_mean_sd": summary,
+            "curves": {str(s): r["curve"] for s, r in seeds.items()},
+        }
+    result["machine"] = machine()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _plot_curves(result, out_dir / "loss_curves.png")
+    return result
+
+
+def _plot_curves(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for opt, color in (("adamw", "tab:blue"), ("fadam", "tab:orange")):
+        r = result[opt]
+        for i, curve in enumerate(r["curves"].values()):
+            if curve:
+                steps, losses = zip(*curve)
+                label = f"{opt} (lr {r['picked_lr']:g})" if i == 0 else None
+                ax.plot(steps, losses, color=color, alpha=0.8, linewidth=1, label=label)
+    ax.set_xlabel("update")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.set_title(f"{result['config']}: AdamW vs FAdam, {result['steps']} updates, each seed")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def print_train(result: dict[str, Any]) -> None:
+    print(f"{'optimizer':<10}{'lr':>10}  test WER % (mean ± sd over seeds)")
+    for opt in ("adamw", "fadam"):
+        r = result[opt]
+        wer = ", ".join(
+            f"{s} {v['mean']:.2f} ± {v['sd']:.2f}" for s, v in r["test_wer_mean_sd"].items()
+        )
+        print(f"{opt:<10}{r['picked_lr']:>10g}  {wer}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    step = sub.add_parser("step", help="optimizer step time, FAdam vs AdamW")
+    step.add_argument("--repeats", type=int, default=15)
+    step.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    step.add_argument("--per-tensor", action="store_true", help="also time FAdam(foreach=False)")
+    step.add_argument("--warmup", type=int, default=3)
+    step.add_argument("--out", type=Path, default=Path("runs/bench/optimizers_step.json"))
+    train = sub.add_parser("train", help="train the demo model with AdamW and FAdam")
+    train.add_argument("--config", default="demo")
+    train.add_argument("--steps", type=int, default=2000)
+    train.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    train.add_argument("--adamw-lrs", type=float, nargs="+", default=[5e-4, 1e-3, 2e-3])
+    train.add_argument("--fadam-lrs", type=float, nargs="+", default=[5e-4, 1e-3, 2e-3])
+    train.add_argument("--adamw-weight-decay", type=float, default=1e-2)
+    train.add_argument("--fadam-weight-decay", type=float, default=0.1)
+    train.add_argument("--out-dir", type=Path, default=Path("runs/bench/optimizers_train"))
+    train.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides for every run")
+    args = parser.parse_args(argv)
+    if args.mode == "step":
+        torch.set_num_threads(args.threads)
+        result = bench_step(args.repeats, args.warmup, args.per_tensor)
+        print_step(result)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.out}")
+    elif args.mode == "train":
+        result = bench_train(args)
+        print_train(result)
+        (args.out_dir / "train.json").write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.out_dir / 'train.json'} and {args.out_dir / 'loss_curves.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""build_optimizer: names, hyperparameters from the config, and the weight-decay groups."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from semiasr.config import load_config
+from semiasr.errors import ConfigError
+from semiasr.optim import FAdam, OptimConfig, build_optimizer, build_scheduler, decay_groups
+
+
+def small_model():
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Conv1d(8, 8, 3), nn.Embedding(5, 8))
+    model[3].weight.requires_grad_(False)
+    return model
+
+
+def test_decay_groups_exclude_biases_norm_weights_and_frozen_parameters():
+    model = small_model()
+    groups = decay_groups(model, 0.3)
+    decay, no_decay = ({id(p) for p in g["params"]} for g in groups)
+    assert [g["weight_decay"] for g in groups] == [0.3, 0.0]
+    assert decay == {id(model[0].weight), id(model[2].weight)}
+    assert no_decay == {
+        id(model[0].bias),
+        id(model[1].weight),
+        id(model[1].bias),
+        id(model[2].bias),
+    }
+
+
+@pytest.mark.parametrize(("name", "cls"), [("adamw", torch.optim.AdamW), ("fadam", FAdam)])
+def test_build_optimizer_by_name_with_config_hyperparameters(name, cls):
+    cfg = OptimConfig(name=name, lr=2e-3, beta1=0.8, beta2=0.95, eps=1e-7, weight_decay=0.2)
+    opt = build_optimizer(small_model(), cfg)
+    assert type(opt) is cls
+    g = opt.param_groups[0]
+    assert (g["lr"], tuple(g["betas"]), g["eps"], g["weight_decay"]) == (
+        2e-3,
+        (0.8, 0.95),
+        1e-7,
+        0.2,
+    )
+    assert opt.param_groups[1]["weight_decay"] == 0.0
+
+
+def test_fadam_from_a_loaded_config_with_overrides():
+    cfg = load_config(
+        "demo", ["optim.name=fadam", "optim.clip=.inf", "optim.p=0.25", "sched.name=noam"]
+    )
+    model = small_model()
+    opt = build_optimizer(model, cfg.optim)
+    assert isinstance(opt, FAdam)
+    assert opt.param_groups[0]["clip"] == math.inf
+    assert opt.param_groups[0]["p"] == 0.25
+    sched = build_scheduler(opt, cfg.sched, cfg.train.max_steps)
+    assert opt.param_groups[0]["lr"] == pytest.approx(cfg.optim.lr / cfg.sched.warmup_steps)
+    x = torch.randn(3, 4)
+    model[1](model[0](x)).sum().backward()
+    opt.step()
+    sched.step()
+    assert opt.param_groups[1]["lr"] == pytest.approx(2 * cfg.optim.lr / cfg.sched.warmup_steps)
+
+
+def test_plain_parameter_list_is_used_as_given():
+    params = [torch.zeros(3, requires_grad=True)]
+    opt = build_optimizer(params, OptimConfig(name="fadam", weight_decay=0.5))
+    assert opt.param_groups[0]["weight_decay"] == 0.5
+
+
+def test_unknown_optimizer_name_suggests_the_closest():
+    with pytest.raises(ConfigError, match="did you mean 'fadam'") as err:
+        build_optimizer(small_model(), OptimConfig(name="fadm"))
+    assert err.value.key == "optim.name"
+
+
+def test_model_without_trainable_parameters_is_an_error():
+    model = nn.Linear(2, 2).requires_grad_(False)
+    with pytest.raises(ConfigError, match="no trainable parameters"):
+        build_optimizer(model, OptimConfig())

@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config, overrides or [])
         run, summary = train(cfg, mode=_mode(resume, overwrite))
         if summary.interrupted:
-            typer.echo(f"interrupted at step {summary.steps}; checkpoint saved. Continue with --resume: {run.path}")
+            typer.echo(
+                f"interrupted at step {summary.steps}; checkpoint saved. Continue with --resume: {run.path}"
+            )
             raise typer.Exit(130)
         typer.echo(f"trained {summary.steps} steps in {summary.wall_time_s:.0f} s; run: {run.path}")
 
@@ -100,6 +102,32 @@ def register(app: typer.Typer) -> None:
 
         for rec in transcribe_files(run, files, checkpoint, method, beam):
             typer.echo(json.dumps(rec))
+
+    @app.command("adapt")
+    def adapt_cmd(
+        run: Annotated[Path, typer.Argument(help="The trained run to adapt (runs/<name>).")],
+        overrides: Overrides = None,
+        method: Annotated[
+            str, typer.Option(help="full, decoder, adapters, lora, mda, hff or hff+adapters.")
+        ] = "adapters",
+        name: Annotated[str | None, typer.Option(help="Run name (default <run>-<method>).")] = None,
+        checkpoint: Annotated[
+            str, typer.Option(help="Base checkpoint: last, best, averaged or a file.")
+        ] = "last",
+        resume: Annotated[bool, typer.Option("--resume")] = False,
+        overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    ) -> None:
+        """Adapt a trained model to the target domain (default data.train=[target_train]); writes a run
+        with full checkpoints and adaptation.pt (the trained parts only), then scores data.test."""
+        from semiasr.tasks import evaluate_run
+        from semiasr.tasks.adapt import adapt, adaptation_config
+
+        run_name = name or f"{run.name}-{method.replace('+', '-')}"
+        cfg = adaptation_config(run, method, run_name, overrides or [])
+        out, summary = adapt(cfg, mode=_mode(resume, overwrite), which=checkpoint)
+        typer.echo(f"adapted {summary.steps} steps in {summary.wall_time_s:.0f} s; run: {out.path}")
+        for split, rep in evaluate_run(out.path, list(cfg.data.test), which="last").items():
+            typer.echo(f"{split}: WER {rep.wer:.2f}%  CER {rep.cer:.2f}%")
 
     @app.command("demo")
     def demo_cmd(

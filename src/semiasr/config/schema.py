@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from semiasr.adapt.config import AdaptConfig
 from semiasr.data.config import DataConfig
 from semiasr.models.config import ModelConfig
 from semiasr.optim.config import OptimConfig, SchedConfig
@@ -15,7 +16,8 @@ from semiasr.train.config import TrainConfig
 
 @dataclass
 class ExperimentConfig:
-    """A whole run. ``name`` is the run directory under ``run_root``; ``seed`` drives every random choice."""
+    """A whole run. ``name`` is the run directory under ``run_root``; ``seed`` drives every random choice.
+    ``base_run`` is set on adaptation runs only: the run directory of the model that ``adapt`` adapts."""
 
     name: str = "default"
     seed: int = 0
@@ -26,3 +28,6 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # Adaptation runs (`semiasr adapt`): the run whose model is adapted, and how.
+    base_run: str = ""
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)

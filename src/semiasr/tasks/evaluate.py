@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from semiasr.adapt import domain_context, prepare_adaptation
 from semiasr.config import as_object, load_config
 from semiasr.data.loader import build_dataloader
 from semiasr.errors import CheckpointError
@@ -37,8 +39,16 @@ class Decoder:
     @torch.no_grad()
     def decode_batch(self, batch: Any, method: str = "greedy", beam: int = 4) -> list[str]:
         b = batch.to(self.device)
-        ids = self.model.transcribe(b.features, b.feature_lengths, method=method, beam=beam)
+        with routed(self.model, self.cfg, b.domains):
+            ids = self.model.transcribe(b.features, b.feature_lengths, method=method, beam=beam)
         return [self.tokenizer.decode(x) for x in ids]
+
+
+def routed(model: nn.Module, cfg: Any, domains: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Per-domain routing for models adapted with MDA; nothing for the others."""
+    if cfg.base_run and cfg.adapt.method == "mda":
+        return domain_context(model, domains)
+    return contextlib.nullcontext()
 
 
 def checkpoint_of(run_path: Path, which: str = "best") -> Path:
@@ -74,6 +84,10 @@ def load_trained(
     cfg = as_object(load_config(run_path / "config.yaml", list(overrides)))
     tokenizer = load_tokenizer(run_path)
     model = build_model(cfg.model, tokenizer.vocab_size, cfg.data.features.num_mel_bins)
+    if (
+        cfg.base_run
+    ):  # an adaptation run: its checkpoints hold the base weights and the added modules
+        prepare_adaptation(model, cfg.adapt)
     path = checkpoint_of(run_path, which)
     load_model_state(model, model_state_of(load_checkpoint(path), str(path)), str(path))
     dev = resolve_device(device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -26,7 +27,8 @@ from semiasr.train import FitSummary, Trainer, set_seed
 log = logging.getLogger(__name__)
 
 
-def _run_dir(cfg: Any, mode: str) -> RunDir:
+def open_run(cfg: Any, mode: str) -> RunDir:
+    """The run directory of ``cfg`` (created by rank 0; the other ranks only point at it)."""
     rank, _ = rank_and_world()
     if rank == 0:
         return open_run_dir(cfg.run_root, cfg.name, to_yaml(cfg), mode)
@@ -35,8 +37,12 @@ def _run_dir(cfg: Any, mode: str) -> RunDir:
     return RunDir(Path(cfg.run_root) / cfg.name, resumed=mode == "resume")
 
 
-def make_wer_evaluator(loader: Any, tokenizer: Any, limit_batches: int | None = None):
-    """An ``evaluate(model) -> {"wer": %, "cer": ...}`` callback: greedy decoding of ``loader``."""
+def make_wer_evaluator(
+    loader: Any, tokenizer: Any, limit_batches: int | None = 20, cfg: Any = None
+):
+    """An ``evaluate(model) -> {"wer": %}`` callback: greedy decoding of the first ``limit_batches``
+    batches of ``loader`` (routed by domain for MDA-adapted models when ``cfg`` says so)."""
+    from semiasr.tasks.evaluate import routed
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         device = next(model.parameters()).device
@@ -45,7 +51,8 @@ def make_wer_evaluator(loader: Any, tokenizer: Any, limit_batches: int | None = 
             if limit_batches is not None and i >= limit_batches:
                 break
             b = batch.to(device)
-            ids = model.transcribe(b.features, b.feature_lengths)
+            with routed(model, cfg, b.domains) if cfg is not None else contextlib.nullcontext():
+                ids = model.transcribe(b.features, b.feature_lengths)
             hyps += [tokenizer.decode(x) for x in ids]
             refs += list(b.texts)
         return {"wer": wer(refs, hyps)}
@@ -63,7 +70,7 @@ def train(
     set_seed(cfg.seed)
     rank, world = rank_and_world()
     prepare_corpus(cfg, progress=progress and rank == 0)
-    run = _run_dir(cfg, mode)
+    run = open_run(cfg, mode)
     tokenizer = tokenizer_for_run(cfg, run.path, corpus_texts(cfg.data, list(cfg.data.train)))
     train_loader = build_dataloader(
         cfg.data,
@@ -83,7 +90,7 @@ def train(
             valid = build_dataloader(
                 cfg.data, list(cfg.data.valid), tokenizer, train=False, feature_stats=stats
             )
-            evaluate = make_wer_evaluator(valid, tokenizer, eval_batches)
+            evaluate = make_wer_evaluator(valid, tokenizer, eval_batches, cfg)
     model = build_model(cfg.model, tokenizer.vocab_size, cfg.data.features.num_mel_bins)
     objective = objective_for(model)
     optimizer = build_optimizer(model, cfg.optim)

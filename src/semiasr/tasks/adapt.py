@@ -1,0 +1,102 @@
+"""Adapt a trained run to a new domain: load its model, add the method's modules, freeze the rest,
+train on the target data, and write both a full checkpoint and an adaptation checkpoint that holds only
+the trained parts (``adaptation.pt``, loadable on top of the base model with
+:func:`semiasr.adapt.load_adaptation`)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from semiasr.adapt import (
+    DomainRoutedObjective,
+    parameter_summary,
+    prepare_adaptation,
+    save_adaptation,
+)
+from semiasr.config import as_object, load_config
+from semiasr.data.loader import build_dataloader
+from semiasr.errors import ConfigError
+from semiasr.models.build import build_model
+from semiasr.objectives import objective_for
+from semiasr.optim import build_optimizer, build_scheduler
+from semiasr.rundir import RunDir
+from semiasr.tasks.common import STATS_FILE, TOKENIZER_FILE, load_stats, load_tokenizer
+from semiasr.tasks.evaluate import checkpoint_of
+from semiasr.tasks.train import make_wer_evaluator, open_run
+from semiasr.train import FitSummary, Trainer, set_seed
+from semiasr.train.checkpoint import load_checkpoint, load_model_state, model_state_of
+
+ADAPTATION_FILE = "adaptation.pt"
+
+
+def adaptation_config(
+    base_run: str | Path, method: str, name: str, overrides: list[str] | tuple[str, ...] = ()
+) -> Any:
+    """The adaptation run's config: the base run's, with ``base_run``, ``adapt.method``, ``name`` and
+    target-domain defaults (train on ``target_train``), then ``overrides``."""
+    base = Path(base_run)
+    if not (base / "config.yaml").is_file():
+        raise ConfigError(f"{base} is not a semiasr run directory (no config.yaml)")
+    defaults = [
+        f"name={name}",
+        f"base_run={base}",
+        f"adapt.method={method}",
+        "data.train=[target_train]",
+        "data.valid=[target_test]",
+        "data.test=[source_test,target_test]",
+    ]
+    return as_object(load_config(base / "config.yaml", [*defaults, *overrides]))
+
+
+def adapt(
+    cfg: Any, mode: str = "new", which: str = "last", progress: bool = True
+) -> tuple[RunDir, FitSummary]:
+    """Run the adaptation ``cfg`` describes (see :func:`adaptation_config`)."""
+    cfg = as_object(cfg)
+    set_seed(cfg.seed)
+    base = Path(cfg.base_run)
+    tokenizer = load_tokenizer(base)
+    stats = load_stats(base)
+    run = open_run(cfg, mode)
+    for f in (TOKENIZER_FILE, STATS_FILE):
+        if (base / f).is_file():
+            shutil.copyfile(base / f, run.path / f)
+    model = build_model(cfg.model, tokenizer.vocab_size, cfg.data.features.num_mel_bins)
+    ckpt = checkpoint_of(base, which)
+    load_model_state(model, model_state_of(load_checkpoint(ckpt), str(ckpt)), str(ckpt))
+    prepare_adaptation(model, cfg.adapt)
+    run.logger().info(
+        "adapting %s (%s) with %s:\n%s", base, ckpt.name, cfg.adapt.method, parameter_summary(model)
+    )
+    objective: Any = objective_for(model)
+    if cfg.adapt.method == "mda":
+        objective = DomainRoutedObjective(objective)
+    loader = build_dataloader(
+        cfg.data, list(cfg.data.train), tokenizer, train=True, seed=cfg.seed, feature_stats=stats
+    )
+    evaluate = None
+    if cfg.data.valid:
+        valid = build_dataloader(
+            cfg.data, list(cfg.data.valid), tokenizer, train=False, feature_stats=stats
+        )
+        evaluate = make_wer_evaluator(valid, tokenizer, cfg=cfg)
+    optimizer = build_optimizer(model, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.sched, cfg.train.max_steps)
+    if not progress:
+        cfg.train.progress = False
+    trainer = Trainer(
+        model,
+        objective,
+        optimizer,
+        scheduler,
+        loader,
+        cfg.train,
+        run,
+        evaluate=evaluate,
+        device=cfg.device,
+    )
+    summary = trainer.fit()
+    save_adaptation(run.path / ADAPTATION_FILE, model, extra={"base_checkpoint": str(ckpt)})
+    return run, summary

@@ -1,0 +1,78 @@
+"""The Conformer CTC model: encoder ─► linear ─► log-softmax (B, T', V), blank = id 0.
+
+"Connectionist Temporal Classification" (Graves et al., 2006) over a Conformer encoder (Gulati et
+al., 2020).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from semiasr.decoding import Decoded, ctc_greedy_search, ctc_prefix_beam_search
+from semiasr.errors import ConfigError
+from semiasr.nn import ConformerEncoder, CTCHead, EncoderOutput
+
+__all__ = ["CTCModel", "CTCOutput"]
+
+
+@dataclass
+class CTCOutput:
+    """log_probs (B, T', V) float32; lengths (B,) of the encoder frames."""
+
+    log_probs: Tensor
+    lengths: Tensor
+    encoder: EncoderOutput
+
+
+class CTCModel(nn.Module):
+    """Encoder + CTC head. Blank is id 0."""
+
+    blank = 0
+
+    def __init__(self, encoder: ConformerEncoder, ctc_head: CTCHead):
+        super().__init__()
+        self.encoder = encoder
+        self.ctc_head = ctc_head
+
+    @property
+    def vocab_size(self) -> int:
+        return self.ctc_head.output.out_features
+
+    def encode(
+        self, features: Tensor, lengths: Tensor, return_hidden: bool = False
+    ) -> EncoderOutput:
+        return self.encoder(features, lengths, return_hidden)
+
+    def forward(
+        self,
+        features: Tensor,
+        lengths: Tensor,
+        tokens: Tensor | None = None,
+        token_lengths: Tensor | None = None,
+        return_hidden: bool = False,
+    ) -> CTCOutput:
+        """``tokens`` are accepted (and ignored) so that every model is called the same way."""
+        enc = self.encode(features, lengths, return_hidden)
+        return CTCOutput(self.ctc_head(enc.frames), enc.lengths, enc)
+
+    @torch.no_grad()
+    def decode(self, enc: EncoderOutput, method: str = "greedy", beam: int = 4) -> Decoded:
+        """``method`` "greedy" (best path) or "beam" (prefix beam search of width ``beam``)."""
+        log_probs = self.ctc_head(enc.frames)
+        if method == "greedy":
+            return ctc_greedy_search(log_probs, enc.lengths, self.blank)
+        if method == "beam":
+            return ctc_prefix_beam_search(
+                log_probs, enc.lengths, beam, self.blank, token_prune=beam
+            )
+        raise ConfigError(f"decoding method '{method}' is not 'greedy' or 'beam'", key="method")
+
+    @torch.no_grad()
+    def transcribe(
+        self, features: Tensor, lengths: Tensor, method: str = "greedy", beam: int = 4
+    ) -> list[list[int]]:
+        """Token ids per utterance. Call ``model.eval()`` first (dropout stays as the mode says)."""
+        return self.decode(self.encode(features, lengths), method, beam).tokens

@@ -1,0 +1,86 @@
+"""Convolutional subsampling of log-mel frames by 4 (or 8) in time before the Conformer blocks.
+
+A stack of ``n`` Conv2d layers (kernel 3, stride 2, no padding, ReLU) over the (time, frequency)
+plane, then a linear projection of the flattened (channels × frequency) to ``d_model`` — the front
+end of "Conformer: Convolution-augmented Transformer for Speech Recognition" (Gulati et al., 2020).
+
+Shapes: (B, T, F) → (B, T', D). Each conv maps a length ``L`` to
+``(L - 3) // 2 + 1 = (L - 1) // 2``, so
+
+    factor 4 (n = 2):  T' = ((T - 1) // 2 - 1) // 2
+    factor 8 (n = 3):  T' = (((T - 1) // 2 - 1) // 2 - 1) // 2
+
+(:func:`subsampled_lengths`). Without padding, output frame ``j`` reads exactly the input frames
+``f·j … f·j + 2f - 2`` (``f = 2^n``); for a valid output frame all of them are valid, so padding
+never leaks into valid outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from semiasr.errors import ConfigError, DataError
+
+__all__ = ["Conv2dSubsampling", "min_input_frames", "subsampled_lengths"]
+
+_NUM_CONVS = {4: 2, 8: 3}
+
+
+def _check_factor(factor: int) -> int:
+    if factor not in _NUM_CONVS:
+        raise ConfigError(
+            f"subsampling factor must be 4 or 8, got {factor}", key="model.subsampling"
+        )
+    return _NUM_CONVS[factor]
+
+
+def subsampled_lengths(lengths: Tensor, factor: int = 4) -> Tensor:
+    """Exact output lengths (clamped at 0) of :class:`Conv2dSubsampling` for input lengths (B,)."""
+    out = lengths
+    for _ in range(_check_factor(factor)):
+        out = torch.div(out - 1, 2, rounding_mode="floor")
+    return out.clamp(min=0)
+
+
+def min_input_frames(factor: int = 4) -> int:
+    """The fewest input frames that give one output frame (7 for factor 4, 15 for factor 8)."""
+    return 2 ** (_check_factor(factor) + 1) - 1
+
+
+class Conv2dSubsampling(nn.Module):
+    """(B, T, in_dim) features → (B, T', out_dim) frames, T' as in :func:`subsampled_lengths`.
+
+    ``channels`` is the width of every conv layer (default ``out_dim``).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, factor: int = 4, channels: int | None = None):
+        super().__init__()
+        n = _check_factor(factor)
+        channels = channels or out_dim
+        freq = in_dim
+        layers: list[nn.Module] = []
+        for i in range(n):
+            layers += [nn.Conv2d(1 if i == 0 else channels, channels, 3, stride=2), nn.ReLU()]
+            freq = (freq - 1) // 2
+        if freq < 1:
+            raise ConfigError(
+                f"feature dimension {in_dim} is too small for subsampling by {factor}",
+                key="model.subsampling",
+            )
+        self.factor = factor
+        self.conv = nn.Sequential(*layers)
+        self.out = nn.Linear(channels * freq, out_dim)
+
+    def forward(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """features (B, T, F), lengths (B,) → frames (B, T', D), lengths (B,)."""
+        if features.shape[1] < min_input_frames(self.factor):
+            raise DataError(
+                f"{features.shape[1]} frames are too few to subsample by {self.factor} "
+                f"(need at least {min_input_frames(self.factor)})",
+                item="features",
+            )
+        x = self.conv(features.unsqueeze(1))  # (B, C, T', F')
+        b, c, t, f = x.shape
+        x = self.out(x.transpose(1, 2).reshape(b, t, c * f))
+        return x, subsampled_lengths(lengths, self.factor)

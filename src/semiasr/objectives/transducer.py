@@ -1,0 +1,82 @@
+"""The transducer objective: RNN-T negative log-likelihood, plus optionally an auxiliary CTC loss.
+
+    L = (1/B) Σ_b [ −log P_rnnt(y_b | x_b)  +  λ · −log P_ctc(y_b | x_b) ]
+
+"Sequence Transduction with Recurrent Neural Networks" (Graves, 2012); λ is ``ctc_weight`` (the
+model's by default). Losses are summed over utterances and divided by the number of utterances (not
+frames or tokens), so that a long utterance weighs more, as in the papers; the trainer's gradient
+accumulation should weight batches by their number of utterances. CTC uses ``zero_infinity`` so that
+an utterance too short for CTC does not poison the batch.
+
+Metrics: ``loss`` (= L), ``rnnt_loss`` and ``ctc_loss`` (per utterance), ``num_utterances``,
+``num_frames`` (input feature frames), ``num_tokens``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor, nn
+
+from semiasr.data.batch import Batch
+from semiasr.objectives._common import check_tokens, functional_loss, size_metrics, unwrap
+
+__all__ = ["TransducerObjective"]
+
+
+class TransducerObjective:
+    """``objective(model, batch) → (loss, metrics)`` for a :class:`~semiasr.models.Transducer`.
+
+    ``rnnt_loss_fn``/``ctc_loss_fn`` default to :mod:`semiasr.functional`'s (torchaudio / torch
+    signatures).
+    """
+
+    def __init__(
+        self,
+        ctc_weight: float | None = None,
+        rnnt_loss_fn: Callable[..., Tensor] | None = None,
+        ctc_loss_fn: Callable[..., Tensor] | None = None,
+    ):
+        self.ctc_weight = ctc_weight
+        self.rnnt_loss_fn = rnnt_loss_fn
+        self.ctc_loss_fn = ctc_loss_fn
+
+    def __call__(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        inner = unwrap(model)
+        check_tokens(batch, inner.vocab_size)
+        out = model(batch.features, batch.feature_lengths, batch.tokens, batch.token_lengths)
+        rnnt_fn = self.rnnt_loss_fn or functional_loss("rnnt_loss")
+        n = len(batch)
+        rnnt = (
+            rnnt_fn(
+                out.logits.float(),
+                batch.tokens.int(),
+                out.lengths.int(),
+                batch.token_lengths.int(),
+                blank=inner.blank,
+                reduction="sum",
+            )
+            / n
+        )
+        loss = rnnt
+        metrics = {"rnnt_loss": float(rnnt.detach())}
+        weight = inner.ctc_weight if self.ctc_weight is None else self.ctc_weight
+        if weight > 0:
+            if out.ctc_log_probs is None:
+                raise ValueError("ctc_weight > 0 but the model has no CTC head")
+            ctc_fn = self.ctc_loss_fn or functional_loss("ctc_loss")
+            ctc = (
+                ctc_fn(
+                    out.ctc_log_probs,
+                    batch.tokens,
+                    out.lengths,
+                    batch.token_lengths,
+                    blank=inner.blank,
+                    reduction="sum",
+                    zero_infinity=True,
+                )
+                / n
+            )
+            loss = loss + weight * ctc
+            metrics["ctc_loss"] = float(ctc.detach())
+        return loss, {"loss": float(loss.detach()), **metrics, **size_metrics(batch)}

@@ -1,0 +1,91 @@
+"""Relative-position attention against a float64 loop reference; rel_shift; masks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from semiasr.nn import (
+    RelPositionalEncoding,
+    RelPositionMultiHeadAttention,
+    chunk_attention_mask,
+    padding_mask,
+    rel_shift,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread, and do not fight the test workers for cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_rel_shift_picks_the_relative_position_of_each_key() -> None:
+    t = 5
+    x = torch.randn(2, 3, t, 2 * t - 1)
+    y = rel_shift(x)
+    for i in range(t):
+        for j in range(t):
+            torch.testing.assert_close(y[..., i, j], x[..., i, t - 1 - i + j])
+
+
+def _sinusoid(r: float, d: int) -> torch.Tensor:
+    k = torch.arange(0, d, 2, dtype=torch.float64)
+    angle = r * torch.exp(k * (-math.log(10000.0) / d))
+    return torch.stack([angle.sin(), angle.cos()], dim=-1).reshape(d)
+
+
+def _reference(att: RelPositionMultiHeadAttention, x: torch.Tensor, mask: torch.Tensor):
+    """Loop over queries and keys with score (q_i + u)·k_j + (q_i + v)·W_pos p(i - j)."""
+    b, t, d = x.shape
+    h, dk = att.num_heads, att.d_k
+
+    def lin(layer, z):
+        w = layer.weight.double()
+        return z @ w.T + (layer.bias.double() if layer.bias is not None else 0)
+
+    q, k, v = (
+        lin(layer, x).view(b, t, h, dk) for layer in (att.linear_q, att.linear_k, att.linear_v)
+    )
+    u, vb = att.pos_bias_u.double(), att.pos_bias_v.double()
+    out = torch.zeros(b, t, h, dk, dtype=torch.float64)
+    for bi in range(b):
+        for i in range(t):
+            scores = torch.full((h, t), -math.inf, dtype=torch.float64)
+            for j in range(t):
+                if mask[bi, i, j]:
+                    p = lin(att.linear_pos, _sinusoid(i - j, d)).view(h, dk)
+                    s = ((q[bi, i] + u) * k[bi, j]).sum(-1) + ((q[bi, i] + vb) * p).sum(-1)
+                    scores[:, j] = s / math.sqrt(dk)
+            w = torch.softmax(scores, dim=-1)  # (h, t)
+            out[bi, i] = torch.einsum("hj,jhd->hd", w, v[bi])
+    return lin(att.linear_out, out.reshape(b, t, d))
+
+
+def test_attention_matches_loop_reference_with_masks() -> None:
+    torch.manual_seed(0)
+    d, t = 8, 6
+    att = RelPositionMultiHeadAttention(d, 2).eval()
+    x = torch.randn(2, t, d)
+    pad = padding_mask(torch.tensor([6, 4]), t)
+    mask = pad[:, None, :] & chunk_attention_mask(t, 2)[None]
+    pos = RelPositionalEncoding(d)(t, x.device, x.dtype)
+    y = att(x, pos, mask)
+    ref = _reference(att, x.double(), mask)
+    torch.testing.assert_close(y.double(), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_chunk_mask_definition() -> None:
+    for chunk, left in [(1, -1), (3, -1), (2, 0), (2, 1), (4, 2)]:
+        m = chunk_attention_mask(11, chunk, left)
+        for i in range(11):
+            for j in range(11):
+                ci, cj = i // chunk, j // chunk
+                expect = cj <= ci and (left < 0 or cj >= ci - left)
+                assert bool(m[i, j]) == expect
+    assert torch.equal(chunk_attention_mask(5, 1), torch.ones(5, 5, dtype=bool).tril())

@@ -1,0 +1,105 @@
+"""Conformer encoder: shapes, hidden states, padding independence, chunked-causal dependence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from semiasr.nn import ConformerBlock, ConformerConfig, ConformerEncoder
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread, and do not fight the test workers for cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _encoder(**kw) -> ConformerEncoder:
+    torch.manual_seed(0)
+    cfg = ConformerConfig(
+        feat_dim=16, d_model=32, num_layers=2, num_heads=4, conv_kernel=5, dropout=0.0, **kw
+    )
+    return ConformerEncoder(cfg).eval()
+
+
+def test_shapes_and_hidden_states() -> None:
+    enc = _encoder()
+    x, lengths = torch.randn(3, 50, 16), torch.tensor([50, 33, 20])
+    out = enc(x, lengths, return_hidden=True)
+    assert out.frames.shape == (3, 11, 32)
+    assert out.lengths.tolist() == [11, 7, 4]
+    assert out.hidden is not None and len(out.hidden) == 2
+    valid = torch.arange(11)[None, :] < out.lengths[:, None]
+    torch.testing.assert_close(out.frames[valid], out.hidden[-1][valid])
+    assert bool((out.frames[~valid] == 0).all())
+    assert enc(x, lengths).hidden is None
+
+
+def test_subsampling_by_eight() -> None:
+    enc = _encoder(subsampling=8)
+    out = enc(torch.randn(2, 50, 16), torch.tensor([50, 31]))
+    assert out.frames.shape == (2, 5, 32) and out.lengths.tolist() == [5, 3]
+
+
+def test_block_exposes_named_branches_and_encoder_a_module_list() -> None:
+    enc = _encoder()
+    assert isinstance(enc.layers, torch.nn.ModuleList)
+    block = enc.layers[0]
+    assert isinstance(block, ConformerBlock)
+    for name in ("ff1", "attn", "conv", "ff2", "norm_out"):
+        assert isinstance(getattr(block, name), torch.nn.Module)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"causal": True, "chunk_size": 3}, {"causal": True, "chunk_size": 2, "left_chunks": 1}],
+)
+def test_padded_frames_do_not_change_valid_outputs(kw: dict) -> None:
+    enc = _encoder(**kw)
+    lengths = torch.tensor([60, 41, 25])
+    x = torch.randn(3, 60, 16)
+    for b, n in enumerate(lengths.tolist()):
+        x[b, n:] = 50.0  # garbage past the end
+    batch = enc(x, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        single = enc(x[b : b + 1, :n], lengths[b : b + 1])
+        m = int(single.lengths[0])
+        torch.testing.assert_close(batch.frames[b, :m], single.frames[0], rtol=1e-4, atol=1e-4)
+
+
+def test_causal_outputs_ignore_inputs_after_their_chunk() -> None:
+    chunk = 3
+    enc = _encoder(causal=True, chunk_size=chunk)
+    x = torch.randn(1, 80, 16)
+    lengths = torch.tensor([80])
+    base = enc(x, lengths).frames[0]
+    for c in range(4):
+        end = (c + 1) * chunk - 1  # last subsampled frame of chunk c
+        first_free = 4 * end + 7  # subsampled frame `end` reads inputs up to 4·end + 6
+        y = x.clone()
+        y[:, first_free:] = torch.randn_like(y[:, first_free:]) * 5
+        out = enc(y, lengths).frames[0]
+        torch.testing.assert_close(out[: end + 1], base[: end + 1], rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(out[end + 1 :], base[end + 1 :], atol=1e-3)
+
+
+def test_full_attention_looks_ahead() -> None:
+    enc = _encoder()
+    x = torch.randn(1, 80, 16)
+    lengths = torch.tensor([80])
+    y = x.clone()
+    y[:, 60:] += 3.0
+    assert not torch.allclose(enc(x, lengths).frames[0, :3], enc(y, lengths).frames[0, :3])
+
+
+def test_gradients_reach_every_parameter() -> None:
+    enc = _encoder(causal=True, chunk_size=2)
+    enc.train()
+    out = enc(torch.randn(2, 40, 16), torch.tensor([40, 30]))
+    out.frames.pow(2).sum().backward()
+    for name, p in enc.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name

@@ -1,0 +1,71 @@
+"""Convolutional subsampling: exact output lengths, padding independence, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from semiasr.errors import ConfigError, DataError
+from semiasr.nn import Conv2dSubsampling, min_input_frames, subsampled_lengths
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread, and do not fight the test workers for cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _conv_len(n: int, convs: int) -> int:
+    """Output length of ``convs`` convolutions (kernel 3, stride 2, no padding), by definition."""
+    for _ in range(convs):
+        n = (n - 3) // 2 + 1 if n >= 3 else 0
+    return n
+
+
+@pytest.mark.parametrize("factor,convs", [(4, 2), (8, 3)])
+def test_lengths_formula_matches_the_convolutions(factor: int, convs: int) -> None:
+    torch.manual_seed(0)
+    sub = Conv2dSubsampling(20, 16, factor=factor, channels=4)
+    for t in range(min_input_frames(factor), 80):
+        x = torch.randn(1, t, 20)
+        y, lengths = sub(x, torch.tensor([t]))
+        assert y.shape == (1, _conv_len(t, convs), 16)
+        assert int(lengths[0]) == y.shape[1]
+    all_t = torch.arange(0, 200)
+    expected = torch.tensor([_conv_len(int(t), convs) for t in all_t])
+    assert torch.equal(subsampled_lengths(all_t, factor), expected)
+
+
+def test_min_input_frames_gives_one_frame_and_one_less_gives_none() -> None:
+    for factor in (4, 8):
+        n = min_input_frames(factor)
+        assert int(subsampled_lengths(torch.tensor([n]), factor)[0]) == 1
+        assert int(subsampled_lengths(torch.tensor([n - 1]), factor)[0]) == 0
+
+
+@pytest.mark.parametrize("factor", [4, 8])
+def test_padding_does_not_change_valid_outputs(factor: int) -> None:
+    torch.manual_seed(1)
+    sub = Conv2dSubsampling(24, 8, factor=factor, channels=6)
+    lengths = torch.tensor([61, 40, 23])
+    x = torch.randn(3, 61, 24)
+    for b, n in enumerate(lengths.tolist()):
+        x[b, n:] = 100.0  # garbage in the padding
+    y, out_len = sub(x, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        single, single_len = sub(x[b : b + 1, :n], lengths[b : b + 1])
+        assert int(single_len[0]) == int(out_len[b]) == single.shape[1]
+        torch.testing.assert_close(y[b, : single.shape[1]], single[0], rtol=1e-5, atol=1e-5)
+
+
+def test_errors_name_the_problem() -> None:
+    with pytest.raises(ConfigError, match="4 or 8"):
+        Conv2dSubsampling(80, 16, factor=3)
+    with pytest.raises(ConfigError, match="too small"):
+        Conv2dSubsampling(6, 16, factor=4)
+    sub = Conv2dSubsampling(80, 16, factor=4)
+    with pytest.raises(DataError, match="at least 7"):
+        sub(torch.randn(1, 6, 80), torch.tensor([6]))

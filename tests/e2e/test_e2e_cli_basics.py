@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
@@ -12,12 +11,7 @@ import semiasr
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("semiasr")
-    cmd = (
-        [exe, *args]
-        if exe
-        else [sys.executable, "-c", "from semiasr.cli.app import _entry; _entry()", *args]
-    )
+    cmd = [sys.executable, "-m", "semiasr", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 

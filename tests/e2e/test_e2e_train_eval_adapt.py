@@ -1,0 +1,80 @@
+"""A user's whole path through the command line, on a tiny synthetic corpus: synthesise, train, resume,
+evaluate, decode, transcribe, adapt. Slow (about a minute), so marked; CI still runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+ENV = {"OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "semiasr", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=ENV)
+
+
+def semiasr(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    r = run(*args, cwd=cwd)
+    assert r.returncode == 0, f"semiasr {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+def test_train_resume_eval_decode_transcribe_adapt(workdir: Path) -> None:
+    common = [
+        "data.root=corpus",
+        "data.synth_scale=0.01",
+        "model.d_model=32",
+        "model.num_layers=1",
+        "model.num_heads=2",
+        "model.predictor_dim=32",
+        "model.joiner_dim=32",
+        "train.ckpt_every=2",
+        "train.eval_every=2",
+        "train.progress=false",
+        "run_root=runs",
+        "name=tiny",
+    ]
+    semiasr("train", "demo", *common, "train.max_steps=2", cwd=workdir)
+    rundir = workdir / "runs" / "tiny"
+    assert (rundir / "checkpoints" / "step-2.pt").is_file()
+    assert (rundir / "tokenizer.json").is_file() and (rundir / "config.yaml").is_file()
+    # Training the same name again is refused; --resume continues to the new step count.
+    again = run("train", "demo", *common, "train.max_steps=4", cwd=workdir)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    semiasr("train", "demo", *common, "train.max_steps=4", "--resume", cwd=workdir)
+    assert (rundir / "checkpoints" / "step-4.pt").is_file()
+    steps = [json.loads(line)["step"] for line in (rundir / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 4
+
+    out = semiasr("eval", "runs/tiny", "source_test", cwd=workdir).stdout
+    assert "source_test: WER" in out
+    report = json.loads((rundir / "eval" / "source_test" / "report.json").read_text())
+    assert report["num_utterances"] > 0 and report["wer"]["ref"] > 0
+
+    semiasr("decode", "runs/tiny", "target_test", "--out", "hyps.jsonl", cwd=workdir)
+    hyps = [json.loads(line) for line in (workdir / "hyps.jsonl").read_text().splitlines()]
+    assert hyps and all(h["domain"] == "target" for h in hyps)
+
+    wav = sorted((workdir / "corpus" / "audio").rglob("*.wav"))[0]
+    rec = json.loads(
+        semiasr("transcribe", "runs/tiny", str(wav), cwd=workdir).stdout.splitlines()[0]
+    )
+    assert rec["file"] == str(wav) and rec["audio_s"] > 0 and isinstance(rec["text"], str)
+
+    semiasr("adapt", "runs/tiny", "train.max_steps=2", "--method", "adapters", cwd=workdir)
+    adapted = workdir / "runs" / "tiny-adapters"
+    assert (adapted / "adaptation.pt").is_file()
+    assert (adapted / "eval" / "target_test" / "report.json").is_file()

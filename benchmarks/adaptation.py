@@ -1,0 +1,130 @@
+"""The adaptation table of docs/adaptation.md, measured on the built-in corpus.
+
+From a trained source-domain run (the demo's), each method adapts for the same number of updates on
+``target_train`` with the same optimizer settings; then the table reports per method: trainable
+parameters as % of the encoder, activation memory autograd keeps for one real training batch, step
+time (the adaptation run's wall clock per update and the cost benchmark's CPU time per step, both
+relative to full fine-tuning), target WER and source WER after adaptation (greedy, last checkpoint).
+
+    python benchmarks/adaptation.py runs/demo --steps 300 --out runs/adapt-bench
+
+Methods run one after another in this process; the rows share the machine equally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from semiasr.adapt import DomainRoutedObjective, summary_rows
+from semiasr.adapt.bench import saved_activation_bytes
+from semiasr.data.loader import build_dataloader
+from semiasr.eval import evaluate
+from semiasr.objectives import objective_for
+from semiasr.tasks.adapt import adapt, adaptation_config
+from semiasr.tasks.evaluate import decode_split, load_trained
+
+METHODS = ["none", "full", "decoder", "adapters", "lora", "mda", "hff", "hff+adapters"]
+
+
+def trainable_share(model: torch.nn.Module) -> tuple[int, float]:
+    """(trainable parameters, trainable encoder-side parameters as % of the base encoder)."""
+    parts = {r.part: r for r in summary_rows(model)}
+    enc_side = [r for p, r in parts.items() if p in ("encoder", "fusion") or "[encoder]" in p]
+    total = sum(r.trainable for r in parts.values())
+    return total, 100.0 * sum(r.trainable for r in enc_side) / parts["encoder"].total
+
+
+def activation_mib(run: Path, method: str) -> float:
+    """Autograd's saved bytes for the first target_train batch under ``method``."""
+    dec = load_trained(run, "last")
+    model = dec.model.train()
+    loader = build_dataloader(
+        dec.cfg.data, ["target_train"], dec.tokenizer, train=False, feature_stats=dec.stats
+    )
+    batch = next(iter(loader))
+    objective = objective_for(model)
+    if method == "mda":
+        objective = DomainRoutedObjective(objective)
+    return saved_activation_bytes(model, lambda: objective(model, batch)[0]) / 2**20
+
+
+def wers(run: Path) -> dict[str, float]:
+    dec = load_trained(run, "last")
+    return {
+        split: evaluate(decode_split(dec, split)[0]).wer for split in ("target_test", "source_test")
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("base_run", type=Path)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--methods", nargs="*", default=METHODS)
+    ap.add_argument("--out", type=Path, default=Path("runs/adapt-bench"))
+    args = ap.parse_args()
+    rows = []
+    for method in args.methods:
+        t0 = time.perf_counter()
+        if method == "none":
+            run, steps, train_s = args.base_run, 0, 0.0
+            trainable, pct = 0, 0.0
+        else:
+            cfg = adaptation_config(
+                args.base_run,
+                method,
+                f"{args.base_run.name}-{method.replace('+', '-')}",
+                [
+                    f"run_root={args.out}",
+                    f"train.max_steps={args.steps}",
+                    f"train.eval_every={10 * args.steps}",
+                    f"train.ckpt_every={args.steps}",
+                    f"optim.lr={args.lr}",
+                    "sched.name=constant",
+                    "sched.warmup_steps=0",
+                    "train.progress=false",
+                ],
+            )
+            run_dir, summary = adapt(cfg, mode="overwrite", progress=False)
+            run, steps, train_s = run_dir.path, summary.steps, summary.wall_time_s
+            trainable, pct = trainable_share(load_trained(run, "last").model)
+        row = {
+            "method": method,
+            "trainable": trainable,
+            "trainable_encoder_pct": pct,
+            "activation_MiB": activation_mib(run, method) if method != "none" else float("nan"),
+            "step_s": train_s / steps if steps else float("nan"),
+            **{f"{k}_wer": v for k, v in wers(run).items()},
+            "seconds": time.perf_counter() - t0,
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    full = next((r for r in rows if r["method"] == "full"), None)
+    lines = [
+        "| method | trainable params | % of encoder | activation MiB | step s (× full) | target WER % | source WER % |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        ratio = (
+            f" ({r['step_s'] / full['step_s']:.2f}×)" if full and r["step_s"] == r["step_s"] else ""
+        )
+        lines.append(
+            f"| {r['method']} | {r['trainable']:,} | {r['trainable_encoder_pct']:.2f} | {r['activation_MiB']:.1f} | "
+            f"{r['step_s']:.3f}{ratio} | {r['target_test_wer']:.2f} | {r['source_test_wer']:.2f} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "adaptation.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / "adaptation.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

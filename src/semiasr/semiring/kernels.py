@@ -1,0 +1,351 @@
+"""Numba CPU kernels for the Log-semiring forward-backward (α-β) on CTC and RNN-T lattices.
+
+These only touch the small tables — CTC state emissions (B, T, 2U+1), RNN-T blank / next-label
+log-probs (B, T, U+1) — never the vocabulary axis, which stays with vectorised torch ops. Every kernel
+runs utterances in parallel (``prange`` over the batch), accumulates in float64, and indexes with
+int64 (numba's ``intp``), so sizes past 2³¹ elements are fine. Same recursions as ``ctc.py`` and
+``rnnt.py`` (the generic versions, which the tests compare these against).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+# numba's default thread pools (OpenMP, TBB) keep spinning after each parallel region and starve
+# torch's own OpenMP threads: measured here, a Conformer transducer training step ran 10× slower once
+# the parallel RNN-T kernel had run. The workqueue pool sleeps between regions. Respect a user's choice.
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
+
+NEG = -1e30
+
+
+@njit(inline="always", cache=True)
+def _lae(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    return a + math.log(1.0 + math.exp(b - a))
+
+
+@njit(inline="always", cache=True)
+def _lae3(a: float, b: float, c: float) -> float:
+    """log(eᵃ + eᵇ + eᶜ) with two exps and one log (the largest term is factored out)."""
+    if a >= b and a >= c:
+        return a + math.log(1.0 + math.exp(b - a) + math.exp(c - a))
+    if b >= c:
+        return b + math.log(1.0 + math.exp(a - b) + math.exp(c - b))
+    return c + math.log(1.0 + math.exp(a - c) + math.exp(b - c))
+
+
+@njit(inline="always", cache=True)
+def _ctc_skip(ext, b: int, s: int) -> bool:
+    """May state s be entered from s − 2? (s a label different from the label at s − 2.)"""
+    return s >= 3 and s % 2 == 1 and ext[b, s] != ext[b, s - 2]
+
+
+@njit(inline="always", cache=True)
+def _ctc_band(t: int, t_b: int, s_b: int) -> tuple[int, int]:
+    """States [lo, hi) that are both reachable at frame t and can still reach the end by T_b − 1."""
+    lo = max(0, s_b - 2 * (t_b - t))
+    hi = min(s_b, 2 * t + 2)
+    return lo, hi
+
+
+@njit(cache=True)
+def _ctc_utterance(em, ext, b: int, t_b: int, s_b: int, occ) -> float:  # pragma: no cover
+    """α-β of utterance b: writes its occupancies into occ (T, S) (zero-filled), returns log Z.
+
+    Only the band of states that lie on some complete path is visited; β is kept one frame at a
+    time and turned into occupancies as it goes. No occupancies when there is no path.
+    """
+    if t_b <= 0:
+        return NEG
+    alpha = np.full((t_b, s_b), NEG)
+    alpha[0, 0] = em[b, 0, 0]
+    if s_b > 1:
+        alpha[0, 1] = em[b, 0, 1]
+    for t in range(1, t_b):
+        lo, hi = _ctc_band(t, t_b, s_b)
+        for s in range(lo, hi):
+            a0 = alpha[t - 1, s]
+            a1 = alpha[t - 1, s - 1] if s >= 1 else NEG
+            if _ctc_skip(ext, b, s):
+                acc = _lae3(a0, a1, alpha[t - 1, s - 2])
+            else:
+                acc = _lae(a0, a1)
+            alpha[t, s] = acc + em[b, t, s]
+    z = alpha[t_b - 1, s_b - 1]
+    if s_b > 1:
+        z = _lae(z, alpha[t_b - 1, s_b - 2])
+    if z <= NEG / 2:
+        return z
+    beta = np.full(s_b + 2, NEG)  # β_{t+1}(s) + em_{t+1}(s), two NEG guards at the end
+    nxt = np.full(s_b + 2, NEG)
+    nxt[s_b - 1] = 0.0
+    if s_b > 1:
+        nxt[s_b - 2] = 0.0
+    for t in range(t_b - 1, -1, -1):
+        lo, hi = _ctc_band(t, t_b, s_b)
+        if t < t_b - 1:
+            for s in range(lo, hi):
+                b0 = beta[s]
+                b1 = beta[s + 1]
+                if s + 2 < s_b and _ctc_skip(ext, b, s + 2):
+                    nxt[s] = _lae3(b0, b1, beta[s + 2])
+                else:
+                    nxt[s] = _lae(b0, b1)
+        for s in range(lo, hi):
+            occ[t, s] = math.exp(alpha[t, s] + nxt[s] - z)
+            beta[s] = nxt[s] + em[b, t, s]
+        for s in range(0, lo):
+            beta[s] = NEG
+    return z
+
+
+@njit(parallel=True, cache=True)
+def ctc_alpha_beta(em, ext, in_len, tgt_len, occ, log_z):  # pragma: no cover - numba
+    """em (B, T, S) state log-weights, ext (B, S) extended labels → occ (B, T, S), log_z (B,).
+
+    occ must arrive zero-filled; it stays zero past each utterance's lengths, outside the band of
+    states on some complete path, and for utterances without any path (log_z ≤ NEG / 2).
+    """
+    for b in prange(em.shape[0]):
+        log_z[b] = _ctc_utterance(em, ext, b, in_len[b], 2 * tgt_len[b] + 1, occ[b])
+
+
+@njit(parallel=True, cache=True)
+def ctc_kl(em_p, em_q, ext, in_len, tgt_len, grad, kl):  # pragma: no cover - numba
+    """KL(q ‖ p) (B,) of the CTC alignment posteriors of student em_p and teacher em_q (B, T, S),
+    and its gradient w.r.t. em_p, μ^p − μ^q, into grad (zero-filled). 0 where p or q has no path.
+
+    KL = Σ μ^q (em_q − em_p) − log Z_q + log Z_p.
+    """
+    for b in prange(em_p.shape[0]):
+        t_b = in_len[b]
+        s_b = 2 * tgt_len[b] + 1
+        kl[b] = 0.0
+        occ_q = np.zeros((max(t_b, 1), s_b))
+        z_q = _ctc_utterance(em_q, ext, b, t_b, s_b, occ_q)
+        z_p = _ctc_utterance(em_p, ext, b, t_b, s_b, grad[b])
+        if z_p <= NEG / 2 or z_q <= NEG / 2:
+            for t in range(t_b):
+                for s in range(s_b):
+                    grad[b, t, s] = 0.0
+            continue
+        cross = 0.0
+        for t in range(t_b):
+            for s in range(s_b):
+                mu = occ_q[t, s]
+                if mu > 0.0:
+                    cross += mu * (em_q[b, t, s] - em_p[b, t, s])
+                    grad[b, t, s] -= mu
+        kl[b] = cross - z_q + z_p
+
+
+@njit(parallel=True, cache=True)
+def rnnt_alpha_beta(phi, lab, in_len, tgt_len, alpha, beta, log_z):  # pragma: no cover - numba
+    """phi, lab (B, T, U+1) blank / next-label log-probs → alpha, beta (B, T, U+1), log_z (B,).
+
+    β(t, u) is the log-weight of all completions from cell (t, u), the final blank included, so
+    log_z = α(0,0) + β(0,0) = β(0,0). Cells past the lengths keep NEG.
+    """
+    bsz = phi.shape[0]
+    for b in prange(bsz):
+        t_b = in_len[b]
+        u_b = tgt_len[b]
+        alpha[b, 0, 0] = 0.0
+        for t in range(t_b):
+            for u in range(u_b + 1):
+                if t == 0 and u == 0:
+                    continue
+                a = alpha[b, t - 1, u] + phi[b, t - 1, u] if t > 0 else NEG
+                c = alpha[b, t, u - 1] + lab[b, t, u - 1] if u > 0 else NEG
+                alpha[b, t, u] = _lae(a, c)
+        beta[b, t_b - 1, u_b] = phi[b, t_b - 1, u_b]
+        for t in range(t_b - 1, -1, -1):
+            for u in range(u_b, -1, -1):
+                if t == t_b - 1 and u == u_b:
+                    continue
+                a = beta[b, t + 1, u] + phi[b, t, u] if t + 1 < t_b else NEG
+                c = beta[b, t, u + 1] + lab[b, t, u] if u < u_b else NEG
+                beta[b, t, u] = _lae(a, c)
+        log_z[b] = beta[b, 0, 0]
+
+
+@njit(parallel=True, cache=True)
+def ctc_entropy(em, ext, in_len, tgt_len, grad, ent):  # pragma: no cover - numba
+    """Entropy H (B,) of the CTC alignment posterior and ∂H/∂em (B, T, S) (zero-filled on entry).
+
+    Besides α and β it carries ā_t(s) = E[score of the prefix | prefix ends in (t, s)] and
+    b̄_t(s) = E[score of the suffix after (t, s)], each a softmax-weighted mix of its predecessors'
+    (successors'). Then H = log Z − E[s] and ∂H/∂em_t(s) = −μ_t(s) (ā_t(s) + b̄_t(s) − E[s]),
+    μ the state occupancy — i.e. −Cov(1[(t, s) on path], path score).
+    """
+    for b in prange(em.shape[0]):
+        t_b = in_len[b]
+        s_b = 2 * tgt_len[b] + 1
+        ent[b] = 0.0
+        if t_b <= 0:
+            continue
+        alpha = np.full((t_b, s_b), NEG)
+        beta = np.full((t_b, s_b), NEG)
+        abar = np.zeros((t_b, s_b))
+        bbar = np.zeros((t_b, s_b))
+        alpha[0, 0] = em[b, 0, 0]
+        abar[0, 0] = em[b, 0, 0]
+        if s_b > 1:
+            alpha[0, 1] = em[b, 0, 1]
+            abar[0, 1] = em[b, 0, 1]
+        for t in range(1, t_b):
+            lo, hi = _ctc_band(t, t_b, s_b)
+            for s in range(lo, hi):
+                a0 = alpha[t - 1, s]
+                a1 = alpha[t - 1, s - 1] if s >= 1 else NEG
+                a2 = alpha[t - 1, s - 2] if _ctc_skip(ext, b, s) else NEG
+                mx = max(a0, max(a1, a2))
+                w0, w1, w2 = math.exp(a0 - mx), math.exp(a1 - mx), math.exp(a2 - mx)
+                total = w0 + w1 + w2
+                mix = w0 * abar[t - 1, s]
+                if w1 > 0.0:
+                    mix += w1 * abar[t - 1, s - 1]
+                if w2 > 0.0:
+                    mix += w2 * abar[t - 1, s - 2]
+                e = em[b, t, s]
+                alpha[t, s] = mx + math.log(total) + e
+                abar[t, s] = mix / total + e
+        beta[t_b - 1, s_b - 1] = 0.0
+        if s_b > 1:
+            beta[t_b - 1, s_b - 2] = 0.0
+        for t in range(t_b - 2, -1, -1):
+            lo, hi = _ctc_band(t, t_b, s_b)
+            for s in range(lo, hi):
+                e0 = em[b, t + 1, s]
+                c0 = beta[t + 1, s] + e0
+                c1, c2, e1, e2 = NEG, NEG, 0.0, 0.0
+                if s + 1 < s_b:
+                    e1 = em[b, t + 1, s + 1]
+                    c1 = beta[t + 1, s + 1] + e1
+                if s + 2 < s_b and _ctc_skip(ext, b, s + 2):
+                    e2 = em[b, t + 1, s + 2]
+                    c2 = beta[t + 1, s + 2] + e2
+                mx = max(c0, max(c1, c2))
+                w0, w1, w2 = math.exp(c0 - mx), math.exp(c1 - mx), math.exp(c2 - mx)
+                total = w0 + w1 + w2
+                mix = w0 * (e0 + bbar[t + 1, s])
+                if w1 > 0.0:
+                    mix += w1 * (e1 + bbar[t + 1, s + 1])
+                if w2 > 0.0:
+                    mix += w2 * (e2 + bbar[t + 1, s + 2])
+                beta[t, s] = mx + math.log(total)
+                bbar[t, s] = mix / total
+        z = alpha[t_b - 1, s_b - 1]
+        if s_b > 1:
+            z = _lae(z, alpha[t_b - 1, s_b - 2])
+        if z <= NEG / 2:
+            continue
+        mean = math.exp(alpha[t_b - 1, s_b - 1] - z) * abar[t_b - 1, s_b - 1]
+        if s_b > 1:
+            mean += math.exp(alpha[t_b - 1, s_b - 2] - z) * abar[t_b - 1, s_b - 2]
+        ent[b] = z - mean
+        for t in range(t_b):
+            lo, hi = _ctc_band(t, t_b, s_b)
+            for s in range(lo, hi):
+                mu = math.exp(alpha[t, s] + beta[t, s] - z)
+                if mu > 0.0:
+                    grad[b, t, s] = -mu * (abar[t, s] + bbar[t, s] - mean)
+
+
+@njit(parallel=True, cache=True)
+def rnnt_entropy(phi, lab, in_len, tgt_len, g_phi, g_lab, ent):  # pragma: no cover - numba
+    """Entropy H (B,) of the RNN-T alignment posterior and ∂H/∂φ, ∂H/∂y (B, T, U+1), zero-filled.
+
+    Same method as ``ctc_entropy``: ā(t, u) is the expected prefix score of paths reaching (t, u),
+    b̄(t, u) the expected score of their completions (final blank included).
+    """
+    bsz = phi.shape[0]
+    for b in prange(bsz):
+        t_b = in_len[b]
+        u_b = tgt_len[b]
+        alpha = np.full((t_b, u_b + 1), NEG)
+        beta = np.full((t_b, u_b + 1), NEG)
+        abar = np.zeros((t_b, u_b + 1))
+        bbar = np.zeros((t_b, u_b + 1))
+        alpha[0, 0] = 0.0
+        for t in range(t_b):
+            for u in range(u_b + 1):
+                if t == 0 and u == 0:
+                    continue
+                a = alpha[t - 1, u] + phi[b, t - 1, u] if t > 0 else NEG
+                c = alpha[t, u - 1] + lab[b, t, u - 1] if u > 0 else NEG
+                m = _lae(a, c)
+                alpha[t, u] = m
+                acc = 0.0
+                if t > 0:
+                    acc += math.exp(a - m) * (abar[t - 1, u] + phi[b, t - 1, u])
+                if u > 0:
+                    acc += math.exp(c - m) * (abar[t, u - 1] + lab[b, t, u - 1])
+                abar[t, u] = acc
+        beta[t_b - 1, u_b] = phi[b, t_b - 1, u_b]
+        bbar[t_b - 1, u_b] = phi[b, t_b - 1, u_b]
+        for t in range(t_b - 1, -1, -1):
+            for u in range(u_b, -1, -1):
+                if t == t_b - 1 and u == u_b:
+                    continue
+                a = beta[t + 1, u] + phi[b, t, u] if t + 1 < t_b else NEG
+                c = beta[t, u + 1] + lab[b, t, u] if u < u_b else NEG
+                m = _lae(a, c)
+                beta[t, u] = m
+                acc = 0.0
+                if t + 1 < t_b:
+                    acc += math.exp(a - m) * (phi[b, t, u] + bbar[t + 1, u])
+                if u < u_b:
+                    acc += math.exp(c - m) * (lab[b, t, u] + bbar[t, u + 1])
+                bbar[t, u] = acc
+        z = beta[0, 0]
+        if z <= NEG / 2:  # every path crosses a −inf arc: no distribution, H = 0, no gradient
+            continue
+        mean = bbar[0, 0]
+        ent[b] = z - mean
+        for t in range(t_b):
+            for u in range(u_b + 1):
+                if t + 1 < t_b:
+                    o = math.exp(alpha[t, u] + phi[b, t, u] + beta[t + 1, u] - z)
+                    g_phi[b, t, u] = -o * (abar[t, u] + phi[b, t, u] + bbar[t + 1, u] - mean)
+                elif u == u_b:
+                    o = math.exp(alpha[t, u] + phi[b, t, u] - z)
+                    g_phi[b, t, u] = -o * (abar[t, u] + phi[b, t, u] - mean)
+                if u < u_b:
+                    o = math.exp(alpha[t, u] + lab[b, t, u] + beta[t, u + 1] - z)
+                    g_lab[b, t, u] = -o * (abar[t, u] + lab[b, t, u] + bbar[t, u + 1] - mean)
+
+
+PARALLEL_MIN_CELLS = 1 << 18
+
+
+def _serial(kernel):
+    """A serial compilation of a parallel kernel (``prange`` becomes ``range``), cached on disk under
+    its own name so the two variants never share a cache entry."""
+    fn = kernel.py_func
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial")
+    copy.__qualname__ = fn.__qualname__ + "_serial"
+    return njit(cache=True)(copy)
+
+
+_SERIAL = {
+    k.py_func.__name__: _serial(k)
+    for k in (ctc_alpha_beta, ctc_kl, rnnt_alpha_beta, ctc_entropy, rnnt_entropy)
+}
+
+
+def pick(kernel, n_utterances: int, cells: int):
+    """The parallel kernel when the batch is big enough to pay for waking the thread pool, else the
+    serial compilation of the same function (small lattices also avoid two thread pools — numba's
+    and torch's — fighting over few cores)."""
+    if n_utterances > 1 and cells >= PARALLEL_MIN_CELLS and numba.get_num_threads() > 1:
+        return kernel
+    return _SERIAL[kernel.py_func.__name__]

@@ -56,7 +56,9 @@ def test_train_resume_eval_decode_transcribe_adapt(workdir: Path) -> None:
     assert again.returncode == 2 and "--resume" in again.stderr
     semiasr("train", "demo", *common, "train.max_steps=4", "--resume", cwd=workdir)
     assert (rundir / "checkpoints" / "step-4.pt").is_file()
-    steps = [json.loads(line)["step"] for line in (rundir / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line)["step"] for line in (rundir / "metrics.jsonl").read_text().splitlines()
+    ]
     assert max(steps) == 4
 
     out = semiasr("eval", "runs/tiny", "source_test", cwd=workdir).stdout

@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+    except KeyboardInterrupt as e:
+        typer.echo(f"interrupted: {e}" if str(e) else "interrupted", err=True)
         return 130
     except Exception as e:
         # Usage errors of the (possibly vendored) click under typer: print the usage line, exit 2.

@@ -125,6 +125,11 @@ def register(app: typer.Typer) -> None:
         run_name = name or f"{run.name}-{method.replace('+', '-')}"
         cfg = adaptation_config(run, method, run_name, overrides or [])
         out, summary = adapt(cfg, mode=_mode(resume, overwrite), which=checkpoint)
+        if summary.interrupted:
+            typer.echo(
+                f"interrupted at step {summary.steps}; checkpoint saved. Continue with --resume: {out.path}"
+            )
+            raise typer.Exit(130)
         typer.echo(f"adapted {summary.steps} steps in {summary.wall_time_s:.0f} s; run: {out.path}")
         for split, rep in evaluate_run(out.path, list(cfg.data.test), which="last").items():
             typer.echo(f"{split}: WER {rep.wer:.2f}%  CER {rep.cer:.2f}%")

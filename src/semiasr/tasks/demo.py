@@ -56,6 +56,10 @@ def run_demo(
     t0 = time.perf_counter()
     cfg = load_config("demo_quick" if quick else "demo", list(overrides))
     run, summary = train(cfg, mode=mode, progress=progress)
+    if summary.interrupted:
+        raise KeyboardInterrupt(
+            f"training interrupted at step {summary.steps}; `semiasr demo` resumes it"
+        )
     splits = list(cfg.data.test)
     rows = {"source model": _score(run.path, splits, "source model")}
     adapt_cfg = adaptation_config(
@@ -65,6 +69,10 @@ def run_demo(
         [f"run_root={run.path.parent}", f"train.max_steps={DEMO_ADAPT_STEPS[quick]}"],
     )
     adapted, adapt_summary = adapt(adapt_cfg, mode=mode, progress=progress)
+    if adapt_summary.interrupted:
+        raise KeyboardInterrupt(
+            f"adaptation interrupted at step {adapt_summary.steps}; `semiasr demo` resumes it"
+        )
     rows["adapted with adapters"] = _score(adapted.path, splits, "adapted")
     curves = plot_training_curves(run.metrics_file, run.path / "curves.png", title="demo training")
     command = (

@@ -109,7 +109,8 @@ def _report(
         "",
         f"Model: {cfg.model.kind}, preset {cfg.model.preset}; tokenizer {cfg.data.tokenizer.kind}; "
         f"trained on {', '.join(cfg.data.train)} of `{cfg.data.root}`, then adapted to the target "
-        "domain with residual adapters on target_train (encoder frozen but for the adapters).",
+        "domain with residual adapters on target_train (encoder frozen but for the adapters; "
+        "prediction network and joiner train too).",
         "",
         "| model | test set | WER % | CER % | utterances | decode RTF |",
         "| --- | --- | ---: | ---: | ---: | ---: |",

@@ -20,12 +20,11 @@ from semiasr.data.loader import build_dataloader
 from semiasr.errors import ConfigError
 from semiasr.models.build import build_model
 from semiasr.objectives import objective_for
-from semiasr.optim import build_optimizer, build_scheduler
 from semiasr.rundir import RunDir
 from semiasr.tasks.common import STATS_FILE, TOKENIZER_FILE, load_stats, load_tokenizer
 from semiasr.tasks.evaluate import checkpoint_of
-from semiasr.tasks.train import make_wer_evaluator, open_run
-from semiasr.train import FitSummary, Trainer, set_seed
+from semiasr.tasks.train import fit, open_run
+from semiasr.train import FitSummary, set_seed
 from semiasr.train.checkpoint import load_checkpoint, load_model_state, model_state_of
 
 ADAPTATION_FILE = "adaptation.pt"
@@ -76,27 +75,6 @@ def adapt(
     loader = build_dataloader(
         cfg.data, list(cfg.data.train), tokenizer, train=True, seed=cfg.seed, feature_stats=stats
     )
-    evaluate = None
-    if cfg.data.valid:
-        valid = build_dataloader(
-            cfg.data, list(cfg.data.valid), tokenizer, train=False, feature_stats=stats
-        )
-        evaluate = make_wer_evaluator(valid, tokenizer, cfg=cfg)
-    optimizer = build_optimizer(model, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.sched, cfg.train.max_steps)
-    if not progress:
-        cfg.train.progress = False
-    trainer = Trainer(
-        model,
-        objective,
-        optimizer,
-        scheduler,
-        loader,
-        cfg.train,
-        run,
-        evaluate=evaluate,
-        device=cfg.device,
-    )
-    summary = trainer.fit()
+    summary = fit(cfg, run, model, objective, tokenizer, loader, stats, progress)
     save_adaptation(run.path / ADAPTATION_FILE, model, extra={"base_checkpoint": str(ckpt)})
     return run, summary

@@ -82,19 +82,10 @@ def train(
         world_size=world,
     )
     stats = train_loader.feature_stats
-    evaluate = None
     if rank == 0:
         save_tokenizer(run.path, tokenizer)
         save_stats(run.path, stats)
-        if cfg.data.valid:
-            valid = build_dataloader(
-                cfg.data, list(cfg.data.valid), tokenizer, train=False, feature_stats=stats
-            )
-            evaluate = make_wer_evaluator(valid, tokenizer, eval_batches, cfg)
     model = build_model(cfg.model, tokenizer.vocab_size, cfg.data.features.num_mel_bins)
-    objective = objective_for(model)
-    optimizer = build_optimizer(model, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.sched, cfg.train.max_steps)
     if rank == 0:
         run.logger().info(
             "model %s/%s: %.2fM parameters, vocab %d (%s tokenizer)",
@@ -104,19 +95,52 @@ def train(
             tokenizer.vocab_size,
             cfg.data.tokenizer.kind,
         )
-    train_cfg = cfg.train
+    summary = fit(
+        cfg,
+        run,
+        model,
+        objective_for(model),
+        tokenizer,
+        train_loader,
+        stats,
+        progress,
+        eval_batches,
+    )
+    return run, summary
+
+
+def fit(
+    cfg: Any,
+    run: RunDir,
+    model: torch.nn.Module,
+    objective: Any,
+    tokenizer: Any,
+    train_loader: Any,
+    stats: Any,
+    progress: bool = True,
+    eval_batches: int | None = 20,
+) -> FitSummary:
+    """Optimizer, schedule, a WER evaluator on ``cfg.data.valid`` (rank 0) and the Trainer, run to
+    ``train.max_steps``: what training and adaptation share once the model and data are chosen."""
+    evaluate = None
+    if rank_and_world()[0] == 0 and cfg.data.valid:
+        valid = build_dataloader(
+            cfg.data, list(cfg.data.valid), tokenizer, train=False, feature_stats=stats
+        )
+        evaluate = make_wer_evaluator(valid, tokenizer, eval_batches, cfg)
+    optimizer = build_optimizer(model, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.sched, cfg.train.max_steps)
     if not progress:
-        train_cfg.progress = False
+        cfg.train.progress = False
     trainer = Trainer(
         model,
         objective,
         optimizer,
         scheduler,
         train_loader,
-        train_cfg,
+        cfg.train,
         run,
         evaluate=evaluate,
         device=cfg.device,
     )
-    summary = trainer.fit()
-    return run, summary
+    return trainer.fit()

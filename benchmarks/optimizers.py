@@ -133,6 +133,7 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "note": "shared machine: other jobs ran at the same time; compare ratios, not times",
     }
 
@@ -183,7 +184,10 @@ def _test_wer(run_path: str, splits: list[str]) -> dict[str, float]:
     from semiasr.eval import evaluate
     from semiasr.tasks import decode_split, load_trained
 
-    decoder = load_trained(run_path, "best")
+    try:
+        decoder = load_trained(run_path, "best")
+    except Exception:  # no validation ran before the run was stopped: its last checkpoint
+        decoder = load_trained(run_path, "last")
     return {split: evaluate(decode_split(decoder, split)[0]).wer for split in splits}
 
 
@@ -198,35 +202,71 @@ def _pick(grid: dict[str, dict[str, Any]]) -> str:
     return min(grid.items(), key=score)[0]
 
 
+def _train_many(args: argparse.Namespace, runs: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """Train ``runs`` (name → overrides): one after another in this process, or with ``--jobs`` > 1
+    in that many ``semiasr train`` processes at once (``sweep.run_parallel``)."""
+    run_root = args.out_dir / "runs"
+    if args.jobs <= 1:
+        return {name: _train_one(args.config, o, run_root, name) for name, o in runs.items()}
+    from semiasr.config import load_config
+    from sweep import run_parallel
+
+    left = args.deadline - (time.monotonic() - args.started)
+    done = run_parallel(runs, args.config, run_root, args.jobs, args.threads, left)
+    out = {}
+    for name, r in done.items():
+        test = list(load_config(args.config, runs[name]).data.test)
+        out[name] = {
+            "run": r["run"],
+            "valid_wer": r["final_valid_wer"],
+            "final_loss": r["last_loss"],
+            "curve": r["loss_curve"],
+            "test_splits": test,
+            "steps": r["steps"],
+        }
+    return out
+
+
 def bench_train(args: argparse.Namespace) -> dict[str, Any]:
     out_dir: Path = args.out_dir
-    run_root = out_dir / "runs"
     lrs = {"adamw": args.adamw_lrs, "fadam": args.fadam_lrs}
     decay = {"adamw": args.adamw_weight_decay, "fadam": args.fadam_weight_decay}
     result: dict[str, Any] = {"mode": "train", "config": args.config, "steps": args.steps}
-    for opt in ("adamw", "fadam"):
+    result["overrides"] = list(args.overrides)
 
-        def run(lr: float, seed: int, opt: str = opt) -> dict[str, Any]:
-            overrides = [
-                *args.overrides,
-                f"optim.name={opt}",
-                f"optim.lr={lr}",
-                f"optim.weight_decay={decay[opt]}",
-                f"seed={seed}",
-                f"train.max_steps={args.steps}",
-            ]
-            return _train_one(args.config, overrides, run_root, f"{opt}-lr{lr:g}-seed{seed}")
+    def spec(opt: str, lr: float, seed: int) -> tuple[str, list[str]]:
+        overrides = [
+            *args.overrides,
+            f"optim.name={opt}",
+            f"optim.lr={lr}",
+            f"optim.weight_decay={decay[opt]}",
+            f"seed={seed}",
+            f"train.max_steps={args.steps}",
+        ]
+        return f"{opt}-lr{lr:g}-seed{seed}", overrides
 
-        grid = {f"{lr:g}": run(lr, args.seeds[0]) for lr in lrs[opt]}
-        best = _pick(grid)
+    opts = ("adamw", "fadam")
+    grid_runs = dict(spec(opt, lr, args.seeds[0]) for opt in opts for lr in lrs[opt])
+    grid_done = _train_many(args, grid_runs)
+    picked = {}
+    for opt in opts:
+        grid = {f"{lr:g}": grid_done[spec(opt, lr, args.seeds[0])[0]] for lr in lrs[opt]}
+        picked[opt] = (grid, _pick(grid))
+    seed_runs = dict(spec(opt, float(picked[opt][1]), s) for opt in opts for s in args.seeds[1:])
+    seed_done = _train_many(args, seed_runs)
+    for opt in opts:
+        grid, best = picked[opt]
         seeds = {args.seeds[0]: grid[best]}
-        seeds.update({s: run(float(best), s) for s in args.seeds[1:]})
+        seeds.update({s: seed_done[spec(opt, float(best), s)[0]] for s in args.seeds[1:]})
+        # a run stopped by --deadline before its first checkpoint has nothing to decode
+        seeds = {s: r for s, r in seeds.items() if r.get("steps", 1) > 0}
         wers = {s: _test_wer(r["run"], r["test_splits"]) for s, r in seeds.items()}
-        splits = next(iter(seeds.values()))["test_splits"]
+        splits = next(iter(seeds.values()))["test_splits"] if seeds else []
         summary = {
             split: {
                 "mean": statistics.mean(w[split] for w in wers.values()),
                 "sd": statistics.stdev(w[split] for w in wers.values()) if len(wers) > 1 else 0.0,
+                "n": len(wers),
             }
             for split in splits
         }
@@ -237,6 +277,7 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
             "test_wer": {str(s): w for s, w in wers.items()},
             "test_wer_mean_sd": summary,
             "curves": {str(s): r["curve"] for s, r in seeds.items()},
+            "steps_done": {str(s): r.get("steps", args.steps) for s, r in seeds.items()},
         }
     result["machine"] = machine()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -296,6 +337,11 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--adamw-weight-decay", type=float, default=1e-2)
     train.add_argument("--fadam-weight-decay", type=float, default=0.1)
     train.add_argument("--out-dir", type=Path, default=Path("runs/bench/optimizers_train"))
+    train.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
+    train.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS per process")
+    train.add_argument(
+        "--deadline", type=float, default=float("inf"), help="seconds; later runs are stopped"
+    )
     train.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides for every run")
     args = parser.parse_args(argv)
     if args.mode == "step":
@@ -306,6 +352,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out.write_text(json.dumps(result, indent=2))
         print(f"wrote {args.out}")
     elif args.mode == "train":
+        args.started = time.monotonic()
         result = bench_train(args)
         print_train(result)
         (args.out_dir / "train.json").write_text(json.dumps(result, indent=2))

@@ -22,6 +22,8 @@ class ModelConfig:
     ff_mult: int = 4
     conv_kernel: int = 15
     subsampling: int = 4
+    subsampling_kind: str = "conv2d"  # "conv2d" | "dw_striding" (depthwise-separable, cheaper)
+    subsampling_channels: int = 0  # width of the front-end convs; 0 means d_model
     causal: bool = False
     chunk_size: int = 0  # causal only: attention chunk in encoder frames; 0 means 1 (fully causal)
     left_chunks: int = -1  # causal only: chunks of left context each chunk sees; -1 means all

@@ -62,6 +62,7 @@ class ConformerConfig:
     conv_kernel: int = 15
     subsampling: int = 4
     subsampling_channels: int = 0  # 0: d_model
+    subsampling_kind: str = "conv2d"  # "conv2d" | "dw_striding"
     causal: bool = False
     chunk_size: int = 0  # causal only; 0 means 1 (frame-by-frame causal)
     left_chunks: int = -1  # causal only; < 0 means unlimited left context
@@ -176,7 +177,11 @@ class ConformerEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.subsampling = Conv2dSubsampling(
-            cfg.feat_dim, cfg.d_model, cfg.subsampling, cfg.subsampling_channels or None
+            cfg.feat_dim,
+            cfg.d_model,
+            cfg.subsampling,
+            cfg.subsampling_channels or None,
+            cfg.subsampling_kind,
         )
         self.pos_enc = RelPositionalEncoding(cfg.d_model, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)

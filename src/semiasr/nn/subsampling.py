@@ -10,7 +10,11 @@ Shapes: (B, T, F) → (B, T', D). Each conv maps a length ``L`` to
     factor 4 (n = 2):  T' = ((T - 1) // 2 - 1) // 2
     factor 8 (n = 3):  T' = (((T - 1) // 2 - 1) // 2 - 1) // 2
 
-(:func:`subsampled_lengths`). Without padding, output frame ``j`` reads exactly the input frames
+(:func:`subsampled_lengths`). ``kind="dw_striding"`` keeps the lengths but makes every conv after
+the first depthwise-separable (a depthwise 3×3 stride-2 conv, then a pointwise 1×1 conv), the cheap
+front end of "Fast Conformer with Linearly Scalable Attention" (Rekesh et al., 2023): the
+(channels²·9) multiply-adds per position of the second conv fall to (channels·9 + channels²), which on
+a CPU makes the front end several times cheaper than the Conformer blocks after it. Without padding, output frame ``j`` reads exactly the input frames
 ``f·j … f·j + 2f - 2`` (``f = 2^n``); for a valid output frame all of them are valid, so padding
 never leaks into valid outputs.
 """
@@ -22,9 +26,10 @@ from torch import Tensor, nn
 
 from semiasr.errors import ConfigError, DataError
 
-__all__ = ["Conv2dSubsampling", "min_input_frames", "subsampled_lengths"]
+__all__ = ["SUBSAMPLING_KINDS", "Conv2dSubsampling", "min_input_frames", "subsampled_lengths"]
 
 _NUM_CONVS = {4: 2, 8: 3}
+SUBSAMPLING_KINDS = ("conv2d", "dw_striding")
 
 
 def _check_factor(factor: int) -> int:
@@ -51,17 +56,39 @@ def min_input_frames(factor: int = 4) -> int:
 class Conv2dSubsampling(nn.Module):
     """(B, T, in_dim) features → (B, T', out_dim) frames, T' as in :func:`subsampled_lengths`.
 
-    ``channels`` is the width of every conv layer (default ``out_dim``).
+    ``channels`` is the width of every conv layer (default ``out_dim``); ``kind`` is "conv2d" (full
+    3×3 convs) or "dw_striding" (depthwise-separable after the first).
     """
 
-    def __init__(self, in_dim: int, out_dim: int, factor: int = 4, channels: int | None = None):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        factor: int = 4,
+        channels: int | None = None,
+        kind: str = "conv2d",
+    ):
         super().__init__()
         n = _check_factor(factor)
+        if kind not in SUBSAMPLING_KINDS:
+            raise ConfigError(
+                f"subsampling kind must be one of {', '.join(SUBSAMPLING_KINDS)}, got '{kind}'",
+                key="model.subsampling_kind",
+            )
         channels = channels or out_dim
         freq = in_dim
         layers: list[nn.Module] = []
         for i in range(n):
-            layers += [nn.Conv2d(1 if i == 0 else channels, channels, 3, stride=2), nn.ReLU()]
+            if i == 0:
+                layers.append(nn.Conv2d(1, channels, 3, stride=2))
+            elif kind == "conv2d":
+                layers.append(nn.Conv2d(channels, channels, 3, stride=2))
+            else:
+                layers += [
+                    nn.Conv2d(channels, channels, 3, stride=2, groups=channels),
+                    nn.Conv2d(channels, channels, 1),
+                ]
+            layers.append(nn.ReLU())
             freq = (freq - 1) // 2
         if freq < 1:
             raise ConfigError(
@@ -69,6 +96,7 @@ class Conv2dSubsampling(nn.Module):
                 key="model.subsampling",
             )
         self.factor = factor
+        self.kind = kind
         self.conv = nn.Sequential(*layers)
         self.out = nn.Linear(channels * freq, out_dim)
 

@@ -25,10 +25,11 @@ def _conv_len(n: int, convs: int) -> int:
     return n
 
 
+@pytest.mark.parametrize("kind", ["conv2d", "dw_striding"])
 @pytest.mark.parametrize("factor,convs", [(4, 2), (8, 3)])
-def test_lengths_formula_matches_the_convolutions(factor: int, convs: int) -> None:
+def test_lengths_formula_matches_the_convolutions(factor: int, convs: int, kind: str) -> None:
     torch.manual_seed(0)
-    sub = Conv2dSubsampling(20, 16, factor=factor, channels=4)
+    sub = Conv2dSubsampling(20, 16, factor=factor, channels=4, kind=kind)
     for t in range(min_input_frames(factor), 80):
         x = torch.randn(1, t, 20)
         y, lengths = sub(x, torch.tensor([t]))
@@ -46,10 +47,11 @@ def test_min_input_frames_gives_one_frame_and_one_less_gives_none() -> None:
         assert int(subsampled_lengths(torch.tensor([n - 1]), factor)[0]) == 0
 
 
+@pytest.mark.parametrize("kind", ["conv2d", "dw_striding"])
 @pytest.mark.parametrize("factor", [4, 8])
-def test_padding_does_not_change_valid_outputs(factor: int) -> None:
+def test_padding_does_not_change_valid_outputs(factor: int, kind: str) -> None:
     torch.manual_seed(1)
-    sub = Conv2dSubsampling(24, 8, factor=factor, channels=6)
+    sub = Conv2dSubsampling(24, 8, factor=factor, channels=6, kind=kind)
     lengths = torch.tensor([61, 40, 23])
     x = torch.randn(3, 61, 24)
     for b, n in enumerate(lengths.tolist()):
@@ -69,3 +71,12 @@ def test_errors_name_the_problem() -> None:
     sub = Conv2dSubsampling(80, 16, factor=4)
     with pytest.raises(DataError, match="at least 7"):
         sub(torch.randn(1, 6, 80), torch.tensor([6]))
+
+
+def test_depthwise_separable_front_end_is_smaller_and_unknown_kind_is_refused() -> None:
+    full = Conv2dSubsampling(80, 128, factor=4)
+    dw = Conv2dSubsampling(80, 128, factor=4, kind="dw_striding")
+    conv_params = [sum(p.numel() for p in m.conv.parameters()) for m in (full, dw)]
+    assert conv_params[1] < conv_params[0] / 5  # 128·9 + 128² per layer instead of 128²·9
+    with pytest.raises(ConfigError, match="subsampling kind"):
+        Conv2dSubsampling(80, 128, kind="stacking")

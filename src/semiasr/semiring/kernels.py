@@ -107,6 +107,96 @@ def _ctc_utterance(em, ext, b: int, t_b: int, s_b: int, occ) -> float:  # pragma
     return z
 
 
+TINY = 1e-250  # a scaled α below this (relative to its frame's mass) sends the utterance to log space
+
+
+@njit(cache=True)
+def _ctc_utterance_scaled(em, ext, b: int, t_b: int, s_b: int, occ) -> float:  # pragma: no cover
+    """The same α-β as :func:`_ctc_utterance` in the probability domain with per-frame scaling
+    (Rabiner, 1989): one exp per lattice cell instead of about six transcendentals.
+
+    Frame t keeps α̂_t = α_t / Π_{τ ≤ t} C_τ (summing to 1 over the band) and
+    β̂_t = β_t / Π_{τ > t} C_τ, with C_τ = exp(m_τ) · (mass of frame τ before normalising),
+    m_τ the largest emission in the band; log Z = Σ log C_τ (the last band holds only the two end
+    states, so their α̂ sums to 1) and the occupancy is α̂ β̂. Returns NaN — and leaves ``occ`` zero —
+    when a reachable cell fell below ``TINY`` (a path more than ~575 nats below its frame's mass could
+    otherwise underflow to zero and be lost): the caller then runs the log-space version.
+    """
+    if t_b <= 0:
+        return NEG
+    p = np.zeros((t_b, s_b))
+    alpha = np.zeros((t_b, s_b))
+    norm = np.empty(t_b)
+    log_z = 0.0
+    for t in range(t_b):
+        lo, hi = _ctc_band(t, t_b, s_b)
+        m = NEG
+        for s in range(lo, hi):
+            m = max(m, em[b, t, s])
+        if m <= NEG / 2:
+            return np.nan  # no emission left in the band: let the log version say "no path"
+        total = 0.0
+        for s in range(lo, hi):
+            e = em[b, t, s]
+            w = math.exp(e - m)
+            p[t, s] = w
+            if t == 0:
+                a = 1.0
+            else:
+                a = alpha[t - 1, s]
+                if s >= 1:
+                    a += alpha[t - 1, s - 1]
+                if _ctc_skip(ext, b, s):
+                    a += alpha[t - 1, s - 2]
+            v = a * w
+            if v < TINY and a > 0.0 and e > NEG / 2:
+                return np.nan
+            alpha[t, s] = v
+            total += v
+        if total <= 0.0:
+            return np.nan
+        inv = 1.0 / total
+        for s in range(lo, hi):
+            alpha[t, s] *= inv
+        norm[t] = total
+        log_z += m + math.log(total)
+    beta = np.zeros(s_b + 2)  # β̂_{t+1}(s) · p̂_{t+1}(s) / mass_{t+1}, two zero guards at the end
+    nxt = np.zeros(s_b + 2)
+    nxt[s_b - 1] = 1.0
+    if s_b > 1:
+        nxt[s_b - 2] = 1.0
+    for t in range(t_b - 1, -1, -1):
+        lo, hi = _ctc_band(t, t_b, s_b)
+        if t < t_b - 1:
+            for s in range(lo, hi):
+                acc = beta[s] + beta[s + 1]
+                if s + 2 < s_b and _ctc_skip(ext, b, s + 2):
+                    acc += beta[s + 2]
+                nxt[s] = acc
+        inv = 1.0 / norm[t]
+        for s in range(lo, hi):
+            g = alpha[t, s] * nxt[s]
+            if not g < math.inf:
+                for tt in range(t_b):
+                    for ss in range(s_b):
+                        occ[tt, ss] = 0.0
+                return np.nan
+            occ[t, s] = g
+            beta[s] = nxt[s] * p[t, s] * inv
+        for s in range(0, lo):
+            beta[s] = 0.0
+    return log_z
+
+
+@njit(cache=True)
+def _ctc_utterance_auto(em, ext, b: int, t_b: int, s_b: int, occ) -> float:  # pragma: no cover
+    """Scaled α-β, falling back to log space for the rare utterance where that could lose a path."""
+    z = _ctc_utterance_scaled(em, ext, b, t_b, s_b, occ)
+    if np.isnan(z):
+        return _ctc_utterance(em, ext, b, t_b, s_b, occ)
+    return z
+
+
 @njit(parallel=True, cache=True)
 def ctc_alpha_beta(em, ext, in_len, tgt_len, occ, log_z):  # pragma: no cover - numba
     """em (B, T, S) state log-weights, ext (B, S) extended labels → occ (B, T, S), log_z (B,).
@@ -115,7 +205,7 @@ def ctc_alpha_beta(em, ext, in_len, tgt_len, occ, log_z):  # pragma: no cover - 
     states on some complete path, and for utterances without any path (log_z ≤ NEG / 2).
     """
     for b in prange(em.shape[0]):
-        log_z[b] = _ctc_utterance(em, ext, b, in_len[b], 2 * tgt_len[b] + 1, occ[b])
+        log_z[b] = _ctc_utterance_auto(em, ext, b, in_len[b], 2 * tgt_len[b] + 1, occ[b])
 
 
 @njit(parallel=True, cache=True)

@@ -174,3 +174,57 @@ def test_parallel_and_serial_kernels_agree(monkeypatch):
             )
     for a, b in zip(out["serial"], out["parallel"]):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def _kernel_run(fn, lp, targets, in_len, tgt_len, blank=0):
+    """One utterance-level kernel over a batch → (log Z per utterance, occupancies)."""
+    import numpy as np
+
+    from semiasr.semiring.ctc import ctc_extended_labels, ctc_states
+
+    ext, _skip = ctc_extended_labels(targets, blank)
+    em = ctc_states(lp, ext).clamp(min=-1e30).numpy()
+    occ = np.zeros(em.shape)
+    z = [
+        fn(em, ext.numpy(), b, int(in_len[b]), 2 * int(tgt_len[b]) + 1, occ[b])
+        for b in range(em.shape[0])
+    ]
+    return torch.tensor(z, dtype=torch.float64), torch.from_numpy(occ)
+
+
+def test_scaled_kernel_is_used_and_equals_the_log_space_kernel():
+    """On ordinary inputs the probability-domain (scaled) α-β runs — no fallback — and gives the
+    log-space kernel's log Z and occupancies to 1e-12."""
+    from semiasr.semiring import kernels
+
+    logits, targets, in_len, tgt_len = _batch(7, torch.float64, bsz=6, t_max=60, u_max=12)
+    lp = logits.detach().log_softmax(-1)
+    z_scaled, occ_scaled = _kernel_run(kernels._ctc_utterance_scaled, lp, targets, in_len, tgt_len)
+    z_log, occ_log = _kernel_run(kernels._ctc_utterance, lp, targets, in_len, tgt_len)
+    assert not torch.isnan(z_scaled).any()
+    torch.testing.assert_close(z_scaled, z_log, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(occ_scaled, occ_log, rtol=1e-10, atol=1e-12)
+
+
+def test_extreme_log_prob_spreads_fall_back_to_log_space_exactly():
+    """Paths 2000 nats apart: the scaled α would underflow and lose the path that finishes, so the
+    kernel must notice and answer in log space — equal to the generic Log-semiring lattice."""
+    from semiasr.semiring import kernels
+
+    t_max, v = 12, 5
+    targets = torch.tensor([[1, 2, 3]])
+    g = torch.Generator().manual_seed(8)
+    lp = torch.randn(1, t_max, v, generator=g, dtype=torch.float64).log_softmax(-1)
+    lp[0, :6, 1:] -= 2000.0  # labels are nearly impossible early on: blanks dominate every frame
+    lp[0, 6:, 0] -= 2000.0  # … and blanks late, so the finishing paths were ~1e-870 of frame mass
+    lp = lp.log_softmax(-1)
+    in_len, tgt_len = torch.tensor([t_max]), torch.tensor([3])
+    z_scaled, _ = _kernel_run(kernels._ctc_utterance_scaled, lp, targets, in_len, tgt_len)
+    assert torch.isnan(z_scaled).all()  # the scaled pass refused
+    with use_backend("numba"):
+        fast = F.ctc_loss(lp, targets, in_len, tgt_len, reduction="none")
+        occ = F.ctc_occupancy(lp, targets, in_len, tgt_len)
+    ref = -F.ctc_semiring_total("log", lp, targets, in_len, tgt_len)
+    assert math.isfinite(float(fast[0]))
+    torch.testing.assert_close(fast, ref, rtol=1e-12, atol=0)
+    torch.testing.assert_close(occ.sum(-1)[0], torch.ones(t_max, dtype=torch.float64))

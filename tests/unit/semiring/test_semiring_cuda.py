@@ -46,7 +46,7 @@ def _both(fn, logits: torch.Tensor, *rest):
     """fn on the CPU and on CUDA → (cpu value, cpu grad, cuda value, cuda grad)."""
     out = []
     for dev in ("cpu", CUDA):
-        x = logits.to(dev).requires_grad_(True)
+        x = logits.detach().to(dev, copy=True).requires_grad_(True)  # a fresh leaf per device
         args = [r.to(dev) if isinstance(r, torch.Tensor) else r for r in rest]
         value = fn(x, *args)
         value.sum().backward()

@@ -107,7 +107,9 @@ def _ctc_utterance(em, ext, b: int, t_b: int, s_b: int, occ) -> float:  # pragma
     return z
 
 
-TINY = 1e-250  # a scaled α below this (relative to its frame's mass) sends the utterance to log space
+TINY = (
+    1e-250  # a scaled α below this (relative to its frame's mass) sends the utterance to log space
+)
 
 
 @njit(cache=True)

@@ -53,8 +53,8 @@ def activation_mib(run: Path, method: str) -> float:
     return saved_activation_bytes(model, lambda: objective(model, batch)[0]) / 2**20
 
 
-def wers(run: Path) -> dict[str, float]:
-    dec = load_trained(run, "last")
+def wers(run: Path, which: str = "last") -> dict[str, float]:
+    dec = load_trained(run, which)
     return {
         split: evaluate(decode_split(dec, split)[0]).wer for split in ("target_test", "source_test")
     }
@@ -69,6 +69,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--methods", nargs="*", default=METHODS)
     ap.add_argument("--out", type=Path, default=Path("runs/adapt-bench"))
+    ap.add_argument(
+        "--which", default="averaged", help="base checkpoint: averaged (else last), last, best"
+    )
     args = ap.parse_args()
     rows = []
     for method in args.methods:
@@ -92,7 +95,7 @@ def main() -> None:
                     "train.progress=false",
                 ],
             )
-            run_dir, summary = adapt(cfg, mode="overwrite", progress=False)
+            run_dir, summary = adapt(cfg, mode="overwrite", which=args.which, progress=False)
             run, steps, train_s = run_dir.path, summary.steps, summary.wall_time_s
             trainable, pct = trainable_share(load_trained(run, "last").model)
         row = {
@@ -101,7 +104,10 @@ def main() -> None:
             "trainable_encoder_pct": pct,
             "activation_MiB": activation_mib(run, method) if method != "none" else float("nan"),
             "step_s": train_s / steps if steps else float("nan"),
-            **{f"{k}_wer": v for k, v in wers(run).items()},
+            **{
+                f"{k}_wer": v
+                for k, v in wers(run, args.which if method == "none" else "last").items()
+            },
             "seconds": time.perf_counter() - t0,
         }
         rows.append(row)

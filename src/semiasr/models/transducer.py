@@ -106,7 +106,13 @@ class Transducer(nn.Module):
             )
         if method == "beam":
             return transducer_beam_search(
-                self.predictor, self.joiner, enc.frames, enc.lengths, beam, self.blank
+                self.predictor,
+                self.joiner,
+                enc.frames,
+                enc.lengths,
+                beam,
+                self.blank,
+                max_symbols_per_frame,
             )
         raise ConfigError(f"decoding method '{method}' is not 'greedy' or 'beam'", key="method")
 

@@ -352,6 +352,18 @@ class RNNTLossFunction(torch.autograd.Function):
         return grad, None, None, None, None, None, None, None
 
 
+def _utterance_blocks(bsz: int, t_max: int, u1: int, v: int):
+    """(b, t0, t1) blocks of one utterance's frames, each at most an eighth of all rows (so the
+    block's temporaries — about 24 bytes per row — stay a small fraction of the logits even at
+    V = 32), never spanning two utterances (so the scale is one scalar and the label index one
+    (U+1,) row, broadcast instead of materialised)."""
+    per_block = max(-(-bsz * t_max * u1 // 8), 1)
+    frames = max(1, per_block // max(u1, 1))
+    for b in range(bsz):
+        for t0 in range(0, t_max, frames):
+            yield b, t0, min(t0 + frames, t_max)
+
+
 def rnnt_logits_grad(
     logits: Tensor,
     labels: Tensor,
@@ -363,28 +375,33 @@ def rnnt_logits_grad(
     clamp: float,
     fused: bool,
 ) -> Tensor:
-    """∂(Σ_b grad_out[b] · loss_b)/∂logits written into one (B, T, U+1, V) buffer, row chunk by chunk."""
+    """∂(Σ_b grad_out[b] · loss_b)/∂logits written into one (B, T, U+1, V) buffer, block by block.
+
+    Blocks are frame ranges of one utterance, so the scale is a scalar and the label index one
+    (U+1,) row per block: besides the buffer, only block-sized temporaries are made, and at V = 32
+    the peak of forward + backward stays near twice the logits.
+    """
     bsz, t_max, u1, v = logits.shape
     dt = logits.dtype
-    x = logits.detach().reshape(-1, v)
-    grad = torch.empty_like(logits).reshape(-1, v) if fused else torch.zeros_like(x)
-    scale = grad_out.to(dt)[:, None].expand(bsz, t_max * u1).reshape(-1)
-    ob, ol = o_blank.to(dt).reshape(-1), o_label.to(dt).reshape(-1)
-    if clamp <= 0:  # fold the per-utterance scale into the small tables: one pass less
-        ob, ol = ob * scale, ol * scale
-    gamma = (ob + ol)[:, None]
-    lab_rows = labels[:, None, :].expand(bsz, t_max, u1).reshape(-1, 1)
-    lse_rows = lse.reshape(-1, 1)
-    for rows in _rows(x.shape[0], v):
-        g = grad[rows]
+    x = logits.detach()
+    grad = torch.empty_like(logits) if fused else torch.zeros_like(x)
+    scales = grad_out.to(dt).tolist()
+    labels = labels.long()
+    for b, t0, t1 in _utterance_blocks(bsz, t_max, u1, v):
+        scale = scales[b]
+        ob, ol = o_blank[b, t0:t1].to(dt), o_label[b, t0:t1].to(dt)  # (τ, U+1)
+        if clamp <= 0:  # fold the per-utterance scale into the small tables: one pass less
+            ob, ol = ob * scale, ol * scale
+        g = grad[b, t0:t1]  # (τ, U+1, V)
         if fused:
-            torch.sub(x[rows], lse_rows[rows], out=g)
-            g.exp_().mul_(gamma[rows])
-        g[:, blank] -= ob[rows]
-        g.scatter_add_(1, lab_rows[rows], -ol[rows, None])
+            torch.sub(x[b, t0:t1], lse[b, t0:t1, :, None], out=g)
+            g.exp_().mul_((ob + ol)[..., None])
+        g[..., blank] -= ob
+        index = labels[b][None, :, None].expand(t1 - t0, u1, 1)
+        g.scatter_add_(2, index, -ol[..., None])
         if clamp > 0:
-            g.clamp_(-clamp, clamp).mul_(scale[rows, None])
-    return grad.view(bsz, t_max, u1, v)
+            g.clamp_(-clamp, clamp).mul_(scale)
+    return grad
 
 
 class RNNTTables(torch.autograd.Function):

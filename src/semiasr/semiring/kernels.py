@@ -222,8 +222,8 @@ def ctc_kl(em_p, em_q, ext, in_len, tgt_len, grad, kl):  # pragma: no cover - nu
         s_b = 2 * tgt_len[b] + 1
         kl[b] = 0.0
         occ_q = np.zeros((max(t_b, 1), s_b))
-        z_q = _ctc_utterance(em_q, ext, b, t_b, s_b, occ_q)
-        z_p = _ctc_utterance(em_p, ext, b, t_b, s_b, grad[b])
+        z_q = _ctc_utterance_auto(em_q, ext, b, t_b, s_b, occ_q)
+        z_p = _ctc_utterance_auto(em_p, ext, b, t_b, s_b, grad[b])
         if z_p <= NEG / 2 or z_q <= NEG / 2:
             for t in range(t_b):
                 for s in range(s_b):
@@ -269,6 +269,170 @@ def rnnt_alpha_beta(phi, lab, in_len, tgt_len, alpha, beta, log_z):  # pragma: n
         log_z[b] = beta[b, 0, 0]
 
 
+@njit(cache=True)
+def _ctc_entropy_log(em, ext, b: int, t_b: int, s_b: int, grad) -> float:  # pragma: no cover
+    """Entropy of utterance b's CTC alignment posterior and ∂H/∂em into grad (T, S), zero-filled,
+    in log space (see :func:`ctc_entropy`)."""
+    if t_b <= 0:
+        return 0.0
+    alpha = np.full((t_b, s_b), NEG)
+    beta = np.full((t_b, s_b), NEG)
+    abar = np.zeros((t_b, s_b))
+    bbar = np.zeros((t_b, s_b))
+    alpha[0, 0] = em[b, 0, 0]
+    abar[0, 0] = em[b, 0, 0]
+    if s_b > 1:
+        alpha[0, 1] = em[b, 0, 1]
+        abar[0, 1] = em[b, 0, 1]
+    for t in range(1, t_b):
+        lo, hi = _ctc_band(t, t_b, s_b)
+        for s in range(lo, hi):
+            a0 = alpha[t - 1, s]
+            a1 = alpha[t - 1, s - 1] if s >= 1 else NEG
+            a2 = alpha[t - 1, s - 2] if _ctc_skip(ext, b, s) else NEG
+            mx = max(a0, max(a1, a2))
+            w0, w1, w2 = math.exp(a0 - mx), math.exp(a1 - mx), math.exp(a2 - mx)
+            total = w0 + w1 + w2
+            mix = w0 * abar[t - 1, s]
+            if w1 > 0.0:
+                mix += w1 * abar[t - 1, s - 1]
+            if w2 > 0.0:
+                mix += w2 * abar[t - 1, s - 2]
+            e = em[b, t, s]
+            alpha[t, s] = mx + math.log(total) + e
+            abar[t, s] = mix / total + e
+    beta[t_b - 1, s_b - 1] = 0.0
+    if s_b > 1:
+        beta[t_b - 1, s_b - 2] = 0.0
+    for t in range(t_b - 2, -1, -1):
+        lo, hi = _ctc_band(t, t_b, s_b)
+        for s in range(lo, hi):
+            e0 = em[b, t + 1, s]
+            c0 = beta[t + 1, s] + e0
+            c1, c2, e1, e2 = NEG, NEG, 0.0, 0.0
+            if s + 1 < s_b:
+                e1 = em[b, t + 1, s + 1]
+                c1 = beta[t + 1, s + 1] + e1
+            if s + 2 < s_b and _ctc_skip(ext, b, s + 2):
+                e2 = em[b, t + 1, s + 2]
+                c2 = beta[t + 1, s + 2] + e2
+            mx = max(c0, max(c1, c2))
+            w0, w1, w2 = math.exp(c0 - mx), math.exp(c1 - mx), math.exp(c2 - mx)
+            total = w0 + w1 + w2
+            mix = w0 * (e0 + bbar[t + 1, s])
+            if w1 > 0.0:
+                mix += w1 * (e1 + bbar[t + 1, s + 1])
+            if w2 > 0.0:
+                mix += w2 * (e2 + bbar[t + 1, s + 2])
+            beta[t, s] = mx + math.log(total)
+            bbar[t, s] = mix / total
+    z = alpha[t_b - 1, s_b - 1]
+    if s_b > 1:
+        z = _lae(z, alpha[t_b - 1, s_b - 2])
+    if z <= NEG / 2:
+        return 0.0
+    mean = math.exp(alpha[t_b - 1, s_b - 1] - z) * abar[t_b - 1, s_b - 1]
+    if s_b > 1:
+        mean += math.exp(alpha[t_b - 1, s_b - 2] - z) * abar[t_b - 1, s_b - 2]
+    for t in range(t_b):
+        lo, hi = _ctc_band(t, t_b, s_b)
+        for s in range(lo, hi):
+            mu = math.exp(alpha[t, s] + beta[t, s] - z)
+            if mu > 0.0:
+                grad[t, s] = -mu * (abar[t, s] + bbar[t, s] - mean)
+    return z - mean
+
+
+@njit(cache=True)
+def _ctc_entropy_scaled(em, ext, b: int, t_b: int, s_b: int, grad) -> float:  # pragma: no cover
+    """:func:`_ctc_entropy_log` in the probability domain with per-frame scaling (as
+    :func:`_ctc_utterance_scaled`): the mixing weights of ā and b̄ are then plain products, no exp
+    per predecessor. NaN (grad left zero) where a reachable cell fell below ``TINY``."""
+    if t_b <= 0:
+        return 0.0
+    p = np.zeros((t_b, s_b))
+    alpha = np.zeros((t_b, s_b))
+    abar = np.zeros((t_b, s_b))
+    norm = np.empty(t_b)
+    log_z = 0.0
+    for t in range(t_b):
+        lo, hi = _ctc_band(t, t_b, s_b)
+        m = NEG
+        for s in range(lo, hi):
+            m = max(m, em[b, t, s])
+        if m <= NEG / 2:
+            return np.nan
+        total = 0.0
+        for s in range(lo, hi):
+            e = em[b, t, s]
+            w = math.exp(e - m)
+            p[t, s] = w
+            if t == 0:
+                a, mix = 1.0, 0.0
+            else:
+                a0 = alpha[t - 1, s]
+                a = a0
+                mix = a0 * abar[t - 1, s]
+                if s >= 1:
+                    a1 = alpha[t - 1, s - 1]
+                    a += a1
+                    mix += a1 * abar[t - 1, s - 1]
+                if _ctc_skip(ext, b, s):
+                    a2 = alpha[t - 1, s - 2]
+                    a += a2
+                    mix += a2 * abar[t - 1, s - 2]
+                if a > 0.0:
+                    mix /= a
+            v = a * w
+            if v < TINY and a > 0.0 and e > NEG / 2:
+                return np.nan
+            alpha[t, s] = v
+            abar[t, s] = mix + e
+            total += v
+        if total <= 0.0:
+            return np.nan
+        inv = 1.0 / total
+        for s in range(lo, hi):
+            alpha[t, s] *= inv
+        norm[t] = total
+        log_z += m + math.log(total)
+    mean = 0.0
+    for s in range(max(0, s_b - 2), s_b):
+        mean += alpha[t_b - 1, s] * abar[t_b - 1, s]
+    bw = np.zeros(s_b + 2)  # β̂_{t+1}(s) p̂_{t+1}(s) / mass_{t+1}
+    bb = np.zeros(s_b + 2)  # em_{t+1}(s) + b̄_{t+1}(s)
+    nxt = np.zeros(s_b)
+    bbar = np.zeros(s_b)
+    for s in range(max(0, s_b - 2), s_b):
+        nxt[s] = 1.0
+    for t in range(t_b - 1, -1, -1):
+        lo, hi = _ctc_band(t, t_b, s_b)
+        if t < t_b - 1:
+            for s in range(lo, hi):
+                acc = bw[s] + bw[s + 1]
+                mix = bw[s] * bb[s] + bw[s + 1] * bb[s + 1]
+                if s + 2 < s_b and _ctc_skip(ext, b, s + 2):
+                    acc += bw[s + 2]
+                    mix += bw[s + 2] * bb[s + 2]
+                nxt[s] = acc
+                bbar[s] = mix / acc if acc > 0.0 else 0.0
+        inv = 1.0 / norm[t]
+        for s in range(lo, hi):
+            g = alpha[t, s] * nxt[s]
+            if not g < math.inf:
+                for tt in range(t_b):
+                    for ss in range(s_b):
+                        grad[tt, ss] = 0.0
+                return np.nan
+            if g > 0.0:
+                grad[t, s] = -g * (abar[t, s] + bbar[s] - mean)
+            bw[s] = nxt[s] * p[t, s] * inv
+            bb[s] = em[b, t, s] + bbar[s]
+        for s in range(0, lo):
+            bw[s] = 0.0
+    return log_z - mean
+
+
 @njit(parallel=True, cache=True)
 def ctc_entropy(em, ext, in_len, tgt_len, grad, ent):  # pragma: no cover - numba
     """Entropy H (B,) of the CTC alignment posterior and ∂H/∂em (B, T, S) (zero-filled on entry).
@@ -281,75 +445,10 @@ def ctc_entropy(em, ext, in_len, tgt_len, grad, ent):  # pragma: no cover - numb
     for b in prange(em.shape[0]):
         t_b = in_len[b]
         s_b = 2 * tgt_len[b] + 1
-        ent[b] = 0.0
-        if t_b <= 0:
-            continue
-        alpha = np.full((t_b, s_b), NEG)
-        beta = np.full((t_b, s_b), NEG)
-        abar = np.zeros((t_b, s_b))
-        bbar = np.zeros((t_b, s_b))
-        alpha[0, 0] = em[b, 0, 0]
-        abar[0, 0] = em[b, 0, 0]
-        if s_b > 1:
-            alpha[0, 1] = em[b, 0, 1]
-            abar[0, 1] = em[b, 0, 1]
-        for t in range(1, t_b):
-            lo, hi = _ctc_band(t, t_b, s_b)
-            for s in range(lo, hi):
-                a0 = alpha[t - 1, s]
-                a1 = alpha[t - 1, s - 1] if s >= 1 else NEG
-                a2 = alpha[t - 1, s - 2] if _ctc_skip(ext, b, s) else NEG
-                mx = max(a0, max(a1, a2))
-                w0, w1, w2 = math.exp(a0 - mx), math.exp(a1 - mx), math.exp(a2 - mx)
-                total = w0 + w1 + w2
-                mix = w0 * abar[t - 1, s]
-                if w1 > 0.0:
-                    mix += w1 * abar[t - 1, s - 1]
-                if w2 > 0.0:
-                    mix += w2 * abar[t - 1, s - 2]
-                e = em[b, t, s]
-                alpha[t, s] = mx + math.log(total) + e
-                abar[t, s] = mix / total + e
-        beta[t_b - 1, s_b - 1] = 0.0
-        if s_b > 1:
-            beta[t_b - 1, s_b - 2] = 0.0
-        for t in range(t_b - 2, -1, -1):
-            lo, hi = _ctc_band(t, t_b, s_b)
-            for s in range(lo, hi):
-                e0 = em[b, t + 1, s]
-                c0 = beta[t + 1, s] + e0
-                c1, c2, e1, e2 = NEG, NEG, 0.0, 0.0
-                if s + 1 < s_b:
-                    e1 = em[b, t + 1, s + 1]
-                    c1 = beta[t + 1, s + 1] + e1
-                if s + 2 < s_b and _ctc_skip(ext, b, s + 2):
-                    e2 = em[b, t + 1, s + 2]
-                    c2 = beta[t + 1, s + 2] + e2
-                mx = max(c0, max(c1, c2))
-                w0, w1, w2 = math.exp(c0 - mx), math.exp(c1 - mx), math.exp(c2 - mx)
-                total = w0 + w1 + w2
-                mix = w0 * (e0 + bbar[t + 1, s])
-                if w1 > 0.0:
-                    mix += w1 * (e1 + bbar[t + 1, s + 1])
-                if w2 > 0.0:
-                    mix += w2 * (e2 + bbar[t + 1, s + 2])
-                beta[t, s] = mx + math.log(total)
-                bbar[t, s] = mix / total
-        z = alpha[t_b - 1, s_b - 1]
-        if s_b > 1:
-            z = _lae(z, alpha[t_b - 1, s_b - 2])
-        if z <= NEG / 2:
-            continue
-        mean = math.exp(alpha[t_b - 1, s_b - 1] - z) * abar[t_b - 1, s_b - 1]
-        if s_b > 1:
-            mean += math.exp(alpha[t_b - 1, s_b - 2] - z) * abar[t_b - 1, s_b - 2]
-        ent[b] = z - mean
-        for t in range(t_b):
-            lo, hi = _ctc_band(t, t_b, s_b)
-            for s in range(lo, hi):
-                mu = math.exp(alpha[t, s] + beta[t, s] - z)
-                if mu > 0.0:
-                    grad[b, t, s] = -mu * (abar[t, s] + bbar[t, s] - mean)
+        h = _ctc_entropy_scaled(em, ext, b, t_b, s_b, grad[b])
+        if np.isnan(h):
+            h = _ctc_entropy_log(em, ext, b, t_b, s_b, grad[b])
+        ent[b] = h
 
 
 @njit(parallel=True, cache=True)

@@ -59,6 +59,26 @@ def _one_symbol_log_likelihood(pred, joiner, frames: torch.Tensor, y: list[int])
     return float(alpha[t_len, u_len])
 
 
+def _s_symbol_log_likelihood(pred, joiner, frames: torch.Tensor, y: list[int], s: int) -> float:
+    """log p(y) in the topology of greedy search with ``max_symbols_per_frame = s``: each frame
+    emits k ≤ s tokens, then a blank unless k = s."""
+    lp = _lattice(pred, joiner, frames, y)
+    t_len, u_len = frames.shape[0], len(y)
+    alpha = torch.full((t_len + 1, u_len + 1), -math.inf, dtype=torch.float64)
+    alpha[0, 0] = 0.0
+    for t in range(t_len):
+        for u in range(u_len + 1):
+            acc = alpha[t, u]
+            for k in range(s + 1):
+                if u + k > u_len:
+                    break
+                close = lp[t, u + k, 0] if k < s else 0.0
+                alpha[t + 1, u + k] = torch.logaddexp(alpha[t + 1, u + k], acc + close)
+                if u + k < u_len:
+                    acc = acc + lp[t, u + k, y[u + k]]
+    return float(alpha[t_len, u_len])
+
+
 def _path_score(pred, joiner, frames, tokens, times, max_symbols: int) -> float:
     """Score of the greedy path: tokens at their frames, a blank closing each non-full frame."""
     lp = _lattice(pred, joiner, frames, tokens)
@@ -174,3 +194,56 @@ def test_empty_utterance_and_argument_checks() -> None:
         transducer_beam_search(pred, joiner, frames, lengths, beam=0)
     with pytest.raises(ValueError, match="max_symbols"):
         transducer_greedy_search(pred, joiner, frames, lengths, max_symbols_per_frame=0)
+
+
+@pytest.mark.parametrize("kind", ["stateless", "lstm"])
+def test_beam_one_is_greedy_with_several_symbols_per_frame(kind: str) -> None:
+    pred, joiner = _model(3, kind, scale=0.5)  # flat: several tokens per frame are likely
+    frames, lengths = _frames(4)
+    greedy = transducer_greedy_search(pred, joiner, frames, lengths, max_symbols_per_frame=3)
+    beam = transducer_beam_search(pred, joiner, frames, lengths, beam=1, max_symbols_per_frame=3)
+    assert any(len(set(times)) < len(times) for times in greedy.times)  # the case that matters
+    assert beam.tokens == greedy.tokens and beam.times == greedy.times
+    assert beam.scores == pytest.approx(greedy.scores, abs=1e-4)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_multi_symbol_beam_never_worse_than_greedy_and_bounded_by_the_likelihood(seed) -> None:
+    pred, joiner = _model(seed, "lstm", scale=0.7)
+    frames, lengths = _frames(seed + 20)
+    greedy = transducer_greedy_search(pred, joiner, frames, lengths, max_symbols_per_frame=3)
+    beam = transducer_beam_search(pred, joiner, frames, lengths, beam=4, max_symbols_per_frame=3)
+    for b, n in enumerate(lengths.tolist()):
+        assert beam.scores[b] >= greedy.scores[b] - 1e-6
+        ll = _s_symbol_log_likelihood(pred, joiner, frames[b, :n], beam.tokens[b], 3)
+        assert beam.scores[b] <= ll + 1e-5
+
+
+def test_exhaustive_multi_symbol_beam_finds_the_most_likely_sequence() -> None:
+    v_small, s = 3, 2
+    torch.manual_seed(6)
+    pred, joiner = StatelessPredictor(v_small, 8).eval(), Joiner(6, 8, 8, v_small).eval()
+    frames = torch.randn(1, 3, 6)
+    out = transducer_beam_search(
+        pred, joiner, frames, torch.tensor([3]), beam=256, max_symbols_per_frame=s
+    )
+    best, best_ll = None, -math.inf
+    for u in range(3 * s + 1):
+        for y in itertools.product(range(1, v_small), repeat=u):
+            ll = _s_symbol_log_likelihood(pred, joiner, frames[0], list(y), s)
+            if ll > best_ll:
+                best, best_ll = list(y), ll
+    assert out.tokens[0] == best
+    assert out.scores[0] == pytest.approx(best_ll, abs=1e-5)
+
+
+def test_batched_multi_symbol_beam_equals_one_utterance_at_a_time() -> None:
+    pred, joiner = _model(9, "lstm", scale=0.7)
+    frames, lengths = _frames(10, t=8)
+    batch = transducer_beam_search(pred, joiner, frames, lengths, beam=3, max_symbols_per_frame=3)
+    for b, n in enumerate(lengths.tolist()):
+        one = transducer_beam_search(
+            pred, joiner, frames[b : b + 1, :n], lengths[b : b + 1], beam=3, max_symbols_per_frame=3
+        )
+        assert one.tokens[0] == batch.tokens[b] and one.times[0] == batch.times[b]
+        assert one.scores[0] == pytest.approx(batch.scores[b], abs=1e-5)

@@ -204,6 +204,11 @@ def test_scaled_kernel_is_used_and_equals_the_log_space_kernel():
     assert not torch.isnan(z_scaled).any()
     torch.testing.assert_close(z_scaled, z_log, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(occ_scaled, occ_log, rtol=1e-10, atol=1e-12)
+    h_scaled, g_scaled = _kernel_run(kernels._ctc_entropy_scaled, lp, targets, in_len, tgt_len)
+    h_log, g_log = _kernel_run(kernels._ctc_entropy_log, lp, targets, in_len, tgt_len)
+    assert not torch.isnan(h_scaled).any() and (h_scaled > 0).any()
+    torch.testing.assert_close(h_scaled, h_log, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(g_scaled, g_log, rtol=1e-8, atol=1e-10)
 
 
 def test_extreme_log_prob_spreads_fall_back_to_log_space_exactly():
@@ -228,3 +233,13 @@ def test_extreme_log_prob_spreads_fall_back_to_log_space_exactly():
     assert math.isfinite(float(fast[0]))
     torch.testing.assert_close(fast, ref, rtol=1e-12, atol=0)
     torch.testing.assert_close(occ.sum(-1)[0], torch.ones(t_max, dtype=torch.float64))
+    h_scaled, _ = _kernel_run(kernels._ctc_entropy_scaled, lp, targets, in_len, tgt_len)
+    assert torch.isnan(h_scaled).all()
+    teacher = lp.flip(-1).log_softmax(-1)  # another distribution over the same lattice
+    with use_backend("numba"):
+        h = F.ctc_alignment_entropy(lp, targets, in_len, tgt_len)
+        kl = F.ctc_alignment_kl(lp, teacher, targets, in_len, tgt_len)
+    h_ref = F.ctc_semiring_total("entropy", lp, targets, in_len, tgt_len)
+    kl_ref = F.ctc_semiring_total("kl", lp, targets, in_len, tgt_len, teacher=teacher)
+    torch.testing.assert_close(h, h_ref, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(kl, kl_ref, rtol=1e-9, atol=1e-9)

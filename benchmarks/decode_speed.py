@@ -7,7 +7,8 @@ the encoder and of each search, for the xs and s presets on random weights.
 Audio seconds = input frames × 0.01 (10 ms frame shift). Random weights emit a token almost every
 frame, unlike trained models; the joiner's and CTC head's blank bias is raised so that about one
 frame in ``--emit-every`` emits a token (the measured rate is printed). Searches: batched transducer
-greedy (≤ 3 symbols per frame), modified beam search (beam 4), CTC greedy and CTC prefix beam search
+greedy (≤ 3 symbols per frame), modified beam search (beam 4, one symbol per frame), beam search with
+≤ 3 symbols per frame (what ``Transducer.decode`` runs), CTC greedy and CTC prefix beam search
 (beam 4, 4 tokens per frame) on a CTC head over the same encoder frames. Peer: the same greedy
 search run one utterance at a time (the unbatched loop most recipes use); runs alternate (ours,
 peer, …) so that load on a shared machine hits both, and the summary reports medians and the median
@@ -95,6 +96,9 @@ def bench_preset(preset: str, args: argparse.Namespace) -> dict:
         "transducer greedy": lambda: transducer_greedy_search(p, j, f, n),
         "transducer greedy, one utterance at a time (peer)": per_utterance_greedy,
         "transducer beam 4": lambda: transducer_beam_search(p, j, f, n, beam=4),
+        "transducer beam 4, ≤ 3 symbols / frame": lambda: transducer_beam_search(
+            p, j, f, n, beam=4, max_symbols_per_frame=3
+        ),
         "ctc greedy": lambda: ctc_greedy_search(log_probs, n),
         "ctc prefix beam 4": lambda: ctc_prefix_beam_search(log_probs, n, beam=4, token_prune=4),
     }

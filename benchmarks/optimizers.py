@@ -258,7 +258,11 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
         seeds = {args.seeds[0]: grid[best]}
         seeds.update({s: seed_done[spec(opt, float(best), s)[0]] for s in args.seeds[1:]})
         # a run stopped by --deadline before its first checkpoint has nothing to decode
-        seeds = {s: r for s, r in seeds.items() if r.get("steps", 1) > 0}
+        seeds = {
+            s: r
+            for s, r in seeds.items()
+            if r["run"] and any(Path(r["run"]).glob("checkpoints/step-*.pt"))
+        }
         wers = {s: _test_wer(r["run"], r["test_splits"]) for s, r in seeds.items()}
         splits = next(iter(seeds.values()))["test_splits"] if seeds else []
         summary = {

@@ -49,6 +49,7 @@ def run_parallel(
     active: dict[str, tuple[subprocess.Popen, float]] = {}
     walls: dict[str, float] = {}
     codes: dict[str, int | None] = {}
+    started: set[str] = set()
     while pending or active:
         late = time.monotonic() - start > deadline
         while pending and len(active) < jobs and not late:
@@ -65,11 +66,10 @@ def run_parallel(
                 "train.progress=false",
                 "--overwrite",
             ]
-            log = (log_dir / f"{name}.log").open("w")
-            active[name] = (
-                subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
-                time.monotonic(),
-            )
+            with (log_dir / f"{name}.log").open("w") as log:  # the child keeps its own handle
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            active[name] = (proc, time.monotonic())
+            started.add(name)
         for name, (proc, t0) in list(active.items()):
             if late and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -86,23 +86,31 @@ def run_parallel(
                 codes[name] = None
             pending = []
         time.sleep(1.0)
+    # a run the deadline kept from starting reports nothing (not an older run's files)
     return {
         name: summarise(run_root / name, overrides, walls.get(name), codes.get(name))
+        if name in started
+        else summarise(None, overrides, None, None)
         for name, overrides in runs.items()
     }
 
 
 def summarise(
-    run_dir: Path, overrides: list[str], wall: float | None, code: int | None
+    run_dir: Path | None, overrides: list[str], wall: float | None, code: int | None
 ) -> dict[str, Any]:
-    """What a run reached, read from its ``metrics.jsonl``."""
-    path = run_dir / "metrics.jsonl"
-    records = [json.loads(x) for x in path.read_text().splitlines() if x] if path.exists() else []
+    """What a run reached, read from its ``metrics.jsonl`` (nothing for ``run_dir=None``: a run
+    that never started)."""
+    path = run_dir / "metrics.jsonl" if run_dir is not None else None
+    records = (
+        [json.loads(x) for x in path.read_text().splitlines() if x]
+        if path is not None and path.exists()
+        else []
+    )
     train = [r for r in records if r.get("split") == "train"]
     evals = [(r["step"], r["wer"]) for r in records if r.get("split") == "eval" and "wer" in r]
     speeds = [r["audio_s_per_s"] for r in train if "audio_s_per_s" in r]
     return {
-        "run": str(run_dir),
+        "run": str(run_dir) if run_dir is not None else None,
         "overrides": overrides,
         "exit_code": code,
         "wall_s": wall,

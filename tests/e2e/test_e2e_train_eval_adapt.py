@@ -43,6 +43,7 @@ def test_train_resume_eval_decode_transcribe_adapt(workdir: Path) -> None:
         "model.joiner_dim=32",
         "train.ckpt_every=2",
         "train.eval_every=2",
+        "sched.warmup_steps=1",
         "train.progress=false",
         "run_root=runs",
         "name=tiny",

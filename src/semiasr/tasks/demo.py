@@ -53,8 +53,9 @@ def run_demo(
     (a smaller corpus and model, about 3 minutes on 2 cores).
 
     Source training, then adaptation of the source model to the target domain with residual adapters
-    on ``target_train``; both models are scored on both test sets with their last checkpoints (the
-    test sets choose nothing). ``mode="resume"`` continues (or skips) finished work."""
+    on ``target_train``; both models are scored on both test sets — the source model with the average
+    of its last checkpoints (or its last, where the config averages none), the adapted one with its
+    last — so the test sets choose nothing. ``mode="resume"`` continues (or skips) finished work."""
     t0 = time.perf_counter()
     cfg = load_config("demo_quick" if quick else "demo", list(overrides))
     run, summary = train(cfg, mode=mode, progress=progress)
@@ -73,11 +74,6 @@ def run_demo(
         [
             f"run_root={run.path.parent}",
             f"train.max_steps={DEMO_ADAPT_STEPS[quick]}",
-            # a short fine-tuning run: a constant rate, no warm-up, one checkpoint at the end
-            "optim.lr=0.001",
-            "sched.name=constant",
-            "sched.warmup_steps=0",
-            "train.average_last=0",
             f"train.ckpt_every={DEMO_ADAPT_STEPS[quick]}",
         ],
     )

@@ -128,14 +128,20 @@ def num_params(model: nn.Module) -> int:
 class Ours:
     """Our preset-s transducer, its RNN-T loss and AdamW on a fixed batch."""
 
-    def __init__(self, spec: dict[str, Any], predictor: str):
+    def __init__(self, spec: dict[str, Any], predictor: str, subsampling_channels: int = 0):
         from semiasr.data.batch import Batch
         from semiasr.functional import rnnt_loss
         from semiasr.models import ModelConfig, build_model
 
         set_denormal_mode(spec)
         torch.manual_seed(spec["seed"])
-        cfg = ModelConfig(kind="transducer", preset="s", predictor=predictor, ctc_weight=0.0)
+        cfg = ModelConfig(
+            kind="transducer",
+            preset="s",
+            predictor=predictor,
+            ctc_weight=0.0,
+            subsampling_channels=subsampling_channels,
+        )
         self.model = build_model(cfg, vocab_size=spec["vocab"], feat_dim=FEAT_DIM).train()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
         self.rnnt_loss = rnnt_loss
@@ -398,6 +404,12 @@ def parse_args() -> argparse.Namespace:
         help="torch.set_flush_denormal(True) on both sides (the fp32 RNN-T gradients hold some)",
     )
     ap.add_argument("--predictor", choices=("stateless", "lstm"), default="stateless")
+    ap.add_argument(
+        "--subsampling-channels",
+        type=int,
+        default=0,
+        help="width of our Conv2d front end (0: d_model, the preset's default)",
+    )
     ap.add_argument("--rounds", type=int, default=5, help="timed steps per side (at most)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps per side")
     ap.add_argument(
@@ -441,7 +453,7 @@ def main() -> None:
         f"{args.precision}{', flush denormals' if args.flush_denormal else ''}, "
         f"{args.threads} thread(s); load average {load_start['1min']:.2f}"
     )
-    ours = Ours(spec, args.predictor)
+    ours = Ours(spec, args.predictor, args.subsampling_channels)
     peer = PeerProcess(args.ref_python, args.threads, spec)
     if peer.proc is None:
         print(f"peer not run ({peer.why_not}); reporting ours only.")
@@ -503,6 +515,7 @@ def main() -> None:
             "audio_seconds": audio_seconds,
             "vocab": args.vocab,
             "predictor_ours": args.predictor,
+            "subsampling_channels_ours": args.subsampling_channels,
         },
         "ours": ours_sum,
         "peer": peer_sum,

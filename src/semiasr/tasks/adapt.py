@@ -34,8 +34,9 @@ def adaptation_config(
     base_run: str | Path, method: str, name: str, overrides: list[str] | tuple[str, ...] = ()
 ) -> Any:
     """The adaptation run's config: the base run's, with ``base_run``, ``adapt.method``, ``name``,
-    target-domain defaults (train on ``target_train``) and fine-tuning defaults (the base run's
-    optimizer at a constant 1e-3, no warm-up, no checkpoint averaging), then ``overrides``."""
+    target-domain defaults (train on ``target_train``) and fine-tuning defaults (300 updates of the
+    base run's optimizer at a constant 1e-3, no warm-up, no checkpoint averaging), then
+    ``overrides``."""
     base = Path(base_run)
     if not (base / "config.yaml").is_file():
         raise ConfigError(f"{base} is not a semiasr run directory (no config.yaml)")
@@ -46,6 +47,7 @@ def adaptation_config(
         "data.train=[target_train]",
         "data.valid=[target_test]",
         "data.test=[source_test,target_test]",
+        "train.max_steps=300",
         "optim.lr=0.001",
         "sched.name=constant",
         "sched.warmup_steps=0",

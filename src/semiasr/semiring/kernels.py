@@ -113,6 +113,60 @@ TINY = (
 
 
 @njit(cache=True)
+def _ctc_scaled_forward(em, ext, b, t_b, s_b, p, alpha, abar, norm, with_abar):  # pragma: no cover
+    """The scaled α pass shared by :func:`_ctc_utterance_scaled` and :func:`_ctc_entropy_scaled`
+    (t_b ≥ 1): fills p̂ = exp(em − m_t), α̂ (normalised to 1 over each frame's band), the frame masses
+    ``norm`` and, ``with_abar``, ā (expected prefix score); returns log Z, or NaN where a reachable
+    cell fell below ``TINY`` or a frame has no mass (the caller then uses the log-space version)."""
+    log_z = 0.0
+    for t in range(t_b):
+        lo, hi = _ctc_band(t, t_b, s_b)
+        m = NEG
+        for s in range(lo, hi):
+            m = max(m, em[b, t, s])
+        if m <= NEG / 2:
+            return np.nan  # no emission left in the band: let the log version say "no path"
+        total = 0.0
+        for s in range(lo, hi):
+            e = em[b, t, s]
+            w = math.exp(e - m)
+            p[t, s] = w
+            if t == 0:
+                a, mix = 1.0, 0.0
+            else:
+                a0 = alpha[t - 1, s]
+                a = a0
+                mix = a0 * abar[t - 1, s] if with_abar else 0.0
+                if s >= 1:
+                    a1 = alpha[t - 1, s - 1]
+                    a += a1
+                    if with_abar:
+                        mix += a1 * abar[t - 1, s - 1]
+                if _ctc_skip(ext, b, s):
+                    a2 = alpha[t - 1, s - 2]
+                    a += a2
+                    if with_abar:
+                        mix += a2 * abar[t - 1, s - 2]
+                if with_abar and a > 0.0:
+                    mix /= a
+            v = a * w
+            if v < TINY and a > 0.0 and e > NEG / 2:
+                return np.nan
+            alpha[t, s] = v
+            if with_abar:
+                abar[t, s] = mix + e
+            total += v
+        if total <= 0.0:
+            return np.nan
+        inv = 1.0 / total
+        for s in range(lo, hi):
+            alpha[t, s] *= inv
+        norm[t] = total
+        log_z += m + math.log(total)
+    return log_z
+
+
+@njit(cache=True)
 def _ctc_utterance_scaled(em, ext, b: int, t_b: int, s_b: int, occ) -> float:  # pragma: no cover
     """The same α-β as :func:`_ctc_utterance` in the probability domain with per-frame scaling
     (Rabiner, 1989): one exp per lattice cell instead of about six transcendentals.
@@ -129,39 +183,9 @@ def _ctc_utterance_scaled(em, ext, b: int, t_b: int, s_b: int, occ) -> float:  #
     p = np.zeros((t_b, s_b))
     alpha = np.zeros((t_b, s_b))
     norm = np.empty(t_b)
-    log_z = 0.0
-    for t in range(t_b):
-        lo, hi = _ctc_band(t, t_b, s_b)
-        m = NEG
-        for s in range(lo, hi):
-            m = max(m, em[b, t, s])
-        if m <= NEG / 2:
-            return np.nan  # no emission left in the band: let the log version say "no path"
-        total = 0.0
-        for s in range(lo, hi):
-            e = em[b, t, s]
-            w = math.exp(e - m)
-            p[t, s] = w
-            if t == 0:
-                a = 1.0
-            else:
-                a = alpha[t - 1, s]
-                if s >= 1:
-                    a += alpha[t - 1, s - 1]
-                if _ctc_skip(ext, b, s):
-                    a += alpha[t - 1, s - 2]
-            v = a * w
-            if v < TINY and a > 0.0 and e > NEG / 2:
-                return np.nan
-            alpha[t, s] = v
-            total += v
-        if total <= 0.0:
-            return np.nan
-        inv = 1.0 / total
-        for s in range(lo, hi):
-            alpha[t, s] *= inv
-        norm[t] = total
-        log_z += m + math.log(total)
+    log_z = _ctc_scaled_forward(em, ext, b, t_b, s_b, p, alpha, alpha, norm, False)
+    if np.isnan(log_z):
+        return log_z
     beta = np.zeros(s_b + 2)  # β̂_{t+1}(s) · p̂_{t+1}(s) / mass_{t+1}, two zero guards at the end
     nxt = np.zeros(s_b + 2)
     nxt[s_b - 1] = 1.0
@@ -354,48 +378,9 @@ def _ctc_entropy_scaled(em, ext, b: int, t_b: int, s_b: int, grad) -> float:  # 
     alpha = np.zeros((t_b, s_b))
     abar = np.zeros((t_b, s_b))
     norm = np.empty(t_b)
-    log_z = 0.0
-    for t in range(t_b):
-        lo, hi = _ctc_band(t, t_b, s_b)
-        m = NEG
-        for s in range(lo, hi):
-            m = max(m, em[b, t, s])
-        if m <= NEG / 2:
-            return np.nan
-        total = 0.0
-        for s in range(lo, hi):
-            e = em[b, t, s]
-            w = math.exp(e - m)
-            p[t, s] = w
-            if t == 0:
-                a, mix = 1.0, 0.0
-            else:
-                a0 = alpha[t - 1, s]
-                a = a0
-                mix = a0 * abar[t - 1, s]
-                if s >= 1:
-                    a1 = alpha[t - 1, s - 1]
-                    a += a1
-                    mix += a1 * abar[t - 1, s - 1]
-                if _ctc_skip(ext, b, s):
-                    a2 = alpha[t - 1, s - 2]
-                    a += a2
-                    mix += a2 * abar[t - 1, s - 2]
-                if a > 0.0:
-                    mix /= a
-            v = a * w
-            if v < TINY and a > 0.0 and e > NEG / 2:
-                return np.nan
-            alpha[t, s] = v
-            abar[t, s] = mix + e
-            total += v
-        if total <= 0.0:
-            return np.nan
-        inv = 1.0 / total
-        for s in range(lo, hi):
-            alpha[t, s] *= inv
-        norm[t] = total
-        log_z += m + math.log(total)
+    log_z = _ctc_scaled_forward(em, ext, b, t_b, s_b, p, alpha, abar, norm, True)
+    if np.isnan(log_z):
+        return log_z
     mean = 0.0
     for s in range(max(0, s_b - 2), s_b):
         mean += alpha[t_b - 1, s] * abar[t_b - 1, s]

@@ -167,6 +167,53 @@ def _ctc_scaled_forward(em, ext, b, t_b, s_b, p, alpha, abar, norm, with_abar): 
 
 
 @njit(cache=True)
+def _ctc_scaled_backward(
+    em, ext, b, t_b, s_b, p, alpha, abar, norm, out, mean, entropy
+):  # pragma: no cover
+    """The scaled β pass after :func:`_ctc_scaled_forward`: writes the occupancy γ = α̂ β̂ into
+    ``out`` (T, S), or with ``entropy`` ∂H/∂em = −γ (ā + b̄ − mean), carrying b̄ (expected suffix
+    score) beside β̂. Returns False — ``out`` zeroed — where β̂ overflowed (the caller then uses the
+    log-space version)."""
+    bw = np.zeros(s_b + 2)  # β̂_{t+1}(s) p̂_{t+1}(s) / mass_{t+1}, two zero guards at the end
+    bb = np.zeros(s_b + 2)  # em_{t+1}(s) + b̄_{t+1}(s)
+    nxt = np.zeros(s_b)  # β̂_t
+    bbar = np.zeros(s_b)  # b̄_t
+    for s in range(max(0, s_b - 2), s_b):
+        nxt[s] = 1.0
+    for t in range(t_b - 1, -1, -1):
+        lo, hi = _ctc_band(t, t_b, s_b)
+        if t < t_b - 1:
+            for s in range(lo, hi):
+                acc = bw[s] + bw[s + 1]
+                mix = bw[s] * bb[s] + bw[s + 1] * bb[s + 1] if entropy else 0.0
+                if s + 2 < s_b and _ctc_skip(ext, b, s + 2):
+                    acc += bw[s + 2]
+                    if entropy:
+                        mix += bw[s + 2] * bb[s + 2]
+                nxt[s] = acc
+                if entropy:
+                    bbar[s] = mix / acc if acc > 0.0 else 0.0
+        inv = 1.0 / norm[t]
+        for s in range(lo, hi):
+            g = alpha[t, s] * nxt[s]
+            if not g < math.inf:
+                for tt in range(t_b):
+                    for ss in range(s_b):
+                        out[tt, ss] = 0.0
+                return False
+            if not entropy:
+                out[t, s] = g
+            elif g > 0.0:
+                out[t, s] = -g * (abar[t, s] + bbar[s] - mean)
+            bw[s] = nxt[s] * p[t, s] * inv
+            if entropy:
+                bb[s] = em[b, t, s] + bbar[s]
+        for s in range(0, lo):
+            bw[s] = 0.0
+    return True
+
+
+@njit(cache=True)
 def _ctc_utterance_scaled(em, ext, b: int, t_b: int, s_b: int, occ) -> float:  # pragma: no cover
     """The same α-β as :func:`_ctc_utterance` in the probability domain with per-frame scaling
     (Rabiner, 1989): one exp per lattice cell instead of about six transcendentals.
@@ -186,31 +233,8 @@ def _ctc_utterance_scaled(em, ext, b: int, t_b: int, s_b: int, occ) -> float:  #
     log_z = _ctc_scaled_forward(em, ext, b, t_b, s_b, p, alpha, alpha, norm, False)
     if np.isnan(log_z):
         return log_z
-    beta = np.zeros(s_b + 2)  # β̂_{t+1}(s) · p̂_{t+1}(s) / mass_{t+1}, two zero guards at the end
-    nxt = np.zeros(s_b + 2)
-    nxt[s_b - 1] = 1.0
-    if s_b > 1:
-        nxt[s_b - 2] = 1.0
-    for t in range(t_b - 1, -1, -1):
-        lo, hi = _ctc_band(t, t_b, s_b)
-        if t < t_b - 1:
-            for s in range(lo, hi):
-                acc = beta[s] + beta[s + 1]
-                if s + 2 < s_b and _ctc_skip(ext, b, s + 2):
-                    acc += beta[s + 2]
-                nxt[s] = acc
-        inv = 1.0 / norm[t]
-        for s in range(lo, hi):
-            g = alpha[t, s] * nxt[s]
-            if not g < math.inf:
-                for tt in range(t_b):
-                    for ss in range(s_b):
-                        occ[tt, ss] = 0.0
-                return np.nan
-            occ[t, s] = g
-            beta[s] = nxt[s] * p[t, s] * inv
-        for s in range(0, lo):
-            beta[s] = 0.0
+    if not _ctc_scaled_backward(em, ext, b, t_b, s_b, p, alpha, alpha, norm, occ, 0.0, False):
+        return np.nan
     return log_z
 
 
@@ -384,37 +408,8 @@ def _ctc_entropy_scaled(em, ext, b: int, t_b: int, s_b: int, grad) -> float:  # 
     mean = 0.0
     for s in range(max(0, s_b - 2), s_b):
         mean += alpha[t_b - 1, s] * abar[t_b - 1, s]
-    bw = np.zeros(s_b + 2)  # β̂_{t+1}(s) p̂_{t+1}(s) / mass_{t+1}
-    bb = np.zeros(s_b + 2)  # em_{t+1}(s) + b̄_{t+1}(s)
-    nxt = np.zeros(s_b)
-    bbar = np.zeros(s_b)
-    for s in range(max(0, s_b - 2), s_b):
-        nxt[s] = 1.0
-    for t in range(t_b - 1, -1, -1):
-        lo, hi = _ctc_band(t, t_b, s_b)
-        if t < t_b - 1:
-            for s in range(lo, hi):
-                acc = bw[s] + bw[s + 1]
-                mix = bw[s] * bb[s] + bw[s + 1] * bb[s + 1]
-                if s + 2 < s_b and _ctc_skip(ext, b, s + 2):
-                    acc += bw[s + 2]
-                    mix += bw[s + 2] * bb[s + 2]
-                nxt[s] = acc
-                bbar[s] = mix / acc if acc > 0.0 else 0.0
-        inv = 1.0 / norm[t]
-        for s in range(lo, hi):
-            g = alpha[t, s] * nxt[s]
-            if not g < math.inf:
-                for tt in range(t_b):
-                    for ss in range(s_b):
-                        grad[tt, ss] = 0.0
-                return np.nan
-            if g > 0.0:
-                grad[t, s] = -g * (abar[t, s] + bbar[s] - mean)
-            bw[s] = nxt[s] * p[t, s] * inv
-            bb[s] = em[b, t, s] + bbar[s]
-        for s in range(0, lo):
-            bw[s] = 0.0
+    if not _ctc_scaled_backward(em, ext, b, t_b, s_b, p, alpha, abar, norm, grad, mean, True):
+        return np.nan
     return log_z - mean
 
 

@@ -3,10 +3,12 @@
 From a trained source-domain run (the demo's), each method adapts for the same number of updates on
 ``target_train`` with the same optimizer settings; then the table reports per method: trainable
 parameters as % of the encoder, activation memory autograd keeps for one real training batch, step
-time (the adaptation run's wall clock per update and the cost benchmark's CPU time per step, both
-relative to full fine-tuning), target WER and source WER after adaptation (greedy, last checkpoint).
+time (the adaptation run's wall clock per update, relative to full fine-tuning), target dev, target
+test and source test WER after adaptation (greedy, last checkpoint). With ``--lrs``, each ``--grid``
+method trains at every rate and keeps the one with the lowest target_dev WER (the test sets choose
+nothing); the other methods train at ``--lr``.
 
-    python benchmarks/adaptation.py runs/demo --steps 300 --out runs/adapt-bench
+    python benchmarks/adaptation.py runs/demo --steps 300 --lrs 0.001 0.003 --out runs/adapt-bench
 
 Methods run one after another in this process; the rows share the machine equally.
 """
@@ -56,7 +58,46 @@ def activation_mib(run: Path, method: str) -> float:
 def wers(run: Path, which: str = "last") -> dict[str, float]:
     dec = load_trained(run, which)
     return {
-        split: evaluate(decode_split(dec, split)[0]).wer for split in ("target_test", "source_test")
+        split: evaluate(decode_split(dec, split)[0]).wer
+        for split in ("target_dev", "target_test", "source_test")
+    }
+
+
+def adapt_once(args: argparse.Namespace, method: str, lr: float) -> dict:
+    """Adapt the base run with ``method`` at learning rate ``lr``; the row of the table."""
+    t0 = time.perf_counter()
+    if method == "none":
+        run, steps, train_s, trainable, pct = args.base_run, 0, 0.0, 0, 0.0
+    else:
+        name = f"{args.base_run.name}-{method.replace('+', '-')}-lr{lr:g}"
+        cfg = adaptation_config(
+            args.base_run,
+            method,
+            name,
+            [
+                f"run_root={args.out}",
+                f"train.max_steps={args.steps}",
+                f"train.eval_every={10 * args.steps}",
+                f"train.ckpt_every={args.steps}",
+                f"optim.lr={lr}",
+                "sched.name=constant",
+                "sched.warmup_steps=0",
+                "train.progress=false",
+                *args.set,
+            ],
+        )
+        run_dir, summary = adapt(cfg, mode="overwrite", which=args.which, progress=False)
+        run, steps, train_s = run_dir.path, summary.steps, summary.wall_time_s
+        trainable, pct = trainable_share(load_trained(run, "last").model)
+    return {
+        "method": method,
+        "lr": lr if method != "none" else None,
+        "trainable": trainable,
+        "trainable_encoder_pct": pct,
+        "activation_MiB": activation_mib(run, method) if method != "none" else float("nan"),
+        "step_s": train_s / steps if steps else float("nan"),
+        **{f"{k}_wer": v for k, v in wers(run, args.which if method == "none" else "last").items()},
+        "seconds": time.perf_counter() - t0,
     }
 
 
@@ -66,69 +107,57 @@ def main() -> None:
     )
     ap.add_argument("base_run", type=Path)
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=1e-3, help="learning rate of every method")
+    ap.add_argument(
+        "--lrs",
+        type=float,
+        nargs="*",
+        default=[],
+        help="a grid for the --grid methods instead; each picks its rate by target_dev WER",
+    )
+    ap.add_argument("--grid", nargs="*", default=["full", "adapters", "hff+adapters"])
     ap.add_argument("--methods", nargs="*", default=METHODS)
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more config overrides for every method, e.g. adapt.bottleneck=64",
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/adapt-bench"))
     ap.add_argument(
         "--which", default="averaged", help="base checkpoint: averaged (else last), last, best"
     )
     args = ap.parse_args()
-    rows = []
+    rows, tried = [], []
     for method in args.methods:
-        t0 = time.perf_counter()
-        if method == "none":
-            run, steps, train_s = args.base_run, 0, 0.0
-            trainable, pct = 0, 0.0
-        else:
-            cfg = adaptation_config(
-                args.base_run,
-                method,
-                f"{args.base_run.name}-{method.replace('+', '-')}",
-                [
-                    f"run_root={args.out}",
-                    f"train.max_steps={args.steps}",
-                    f"train.eval_every={10 * args.steps}",
-                    f"train.ckpt_every={args.steps}",
-                    f"optim.lr={args.lr}",
-                    "sched.name=constant",
-                    "sched.warmup_steps=0",
-                    "train.progress=false",
-                ],
-            )
-            run_dir, summary = adapt(cfg, mode="overwrite", which=args.which, progress=False)
-            run, steps, train_s = run_dir.path, summary.steps, summary.wall_time_s
-            trainable, pct = trainable_share(load_trained(run, "last").model)
-        row = {
-            "method": method,
-            "trainable": trainable,
-            "trainable_encoder_pct": pct,
-            "activation_MiB": activation_mib(run, method) if method != "none" else float("nan"),
-            "step_s": train_s / steps if steps else float("nan"),
-            **{
-                f"{k}_wer": v
-                for k, v in wers(run, args.which if method == "none" else "last").items()
-            },
-            "seconds": time.perf_counter() - t0,
-        }
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        lrs = args.lrs if args.lrs and method in args.grid else [args.lr]
+        grid = [adapt_once(args, method, lr) for lr in (lrs if method != "none" else [None])]
+        for r in grid:
+            print(json.dumps(r), flush=True)
+        tried += grid
+        rows.append(min(grid, key=lambda r: r["target_dev_wer"]))
     full = next((r for r in rows if r["method"] == "full"), None)
     lines = [
-        "| method | trainable params | % of encoder | activation MiB | step s (× full) | target WER % | source WER % |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| method | lr | trainable params | % of encoder | activation MiB | step s (× full) "
+        "| target dev WER % | target WER % | source WER % |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         ratio = (
             f" ({r['step_s'] / full['step_s']:.2f}×)" if full and r["step_s"] == r["step_s"] else ""
         )
+        lr = f"{r['lr']:g}" if r["lr"] else "–"
         lines.append(
-            f"| {r['method']} | {r['trainable']:,} | {r['trainable_encoder_pct']:.2f} | {r['activation_MiB']:.1f} | "
-            f"{r['step_s']:.3f}{ratio} | {r['target_test_wer']:.2f} | {r['source_test_wer']:.2f} |"
+            f"| {r['method']} | {lr} | {r['trainable']:,} | {r['trainable_encoder_pct']:.2f} "
+            f"| {r['activation_MiB']:.1f} | {r['step_s']:.3f}{ratio} | {r['target_dev_wer']:.2f} "
+            f"| {r['target_test_wer']:.2f} | {r['source_test_wer']:.2f} |"
         )
     table = "\n".join(lines)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "adaptation.json").write_text(json.dumps(rows, indent=2) + "\n")
+    result = {"steps": args.steps, "set": args.set, "rows": rows, "tried": tried}
+    (args.out / "adaptation.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "adaptation.md").write_text(table + "\n")
 
 

@@ -17,8 +17,10 @@ Prints a table and writes JSON (timings in milliseconds, machine and versions).
 
 ``train`` mode: trains the demo's source model (``--config demo``) with AdamW and with FAdam for
 the same number of updates. Each optimizer's learning rate is picked from a small grid by the
-validation WER of seed ``--seeds[0]``; the picked rate is then trained with every seed, and the
-test splits (``data.test``) are decoded greedily from each run's last checkpoint. Writes
+validation WER of seed ``--seeds[0]`` (``--pick-split source_dev``: the whole dev split, decoded
+from the last checkpoint); the picked rate is then trained with every seed, and the test splits
+(``data.test``) are decoded greedily from each run's last checkpoint. ``--reuse`` reads finished
+runs of the same config back instead of training them again. Writes
 ``train.json`` (grid, picked rates, WER per seed, mean ± sd) and ``loss_curves.png`` (training
 loss of every run at the picked rates) under ``--out-dir``; runs go to ``--out-dir``/runs.
 
@@ -33,6 +35,7 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import time
 from pathlib import Path
@@ -180,13 +183,13 @@ def _train_one(config: str, overrides: list[str], run_root: Path, name: str) -> 
     }
 
 
-def _test_wer(run_path: str, splits: list[str]) -> dict[str, float]:
+def _test_wer(run_path: str, splits: list[str], device: str = "cpu") -> dict[str, float]:
     from semiasr.eval import evaluate
     from semiasr.tasks import decode_split, load_trained
 
     # the last checkpoint: "best" was chosen on the validation split, which for the demo is the
     # source test set itself
-    decoder = load_trained(run_path, "last")
+    decoder = load_trained(run_path, "last", device=device)
     return {split: evaluate(decode_split(decoder, split)[0]).wer for split in splits}
 
 
@@ -201,18 +204,68 @@ def _pick(grid: dict[str, dict[str, Any]]) -> str:
     return min(grid.items(), key=score)[0]
 
 
+def _covers(have: Any, want: Any) -> bool:
+    """Whether a saved config ``have`` equals ``want`` on every key ``have`` holds (keys added to the
+    schema later default to the old behaviour)."""
+    if isinstance(have, dict) and isinstance(want, dict):
+        return all(k in want and _covers(v, want[k]) for k, v in have.items())
+    return have == want
+
+
+EVAL_ONLY = {"train": ("progress", "eval_every"), "data": ("valid",)}
+"""Config keys that change what a run reports, not the weights it trains (``--reuse`` ignores
+them): the progress bar, and when and on what validation WER is measured."""
+
+
+def _finished(config: str, overrides: list[str], run_root: Path, name: str, steps: int) -> bool:
+    """Whether ``run_root/name`` is a finished run (a ``step-<steps>.pt`` checkpoint) of exactly
+    this config, so that ``--reuse`` need not train it again."""
+    import yaml
+
+    from semiasr.config import load_config, to_yaml
+
+    run = run_root / name
+    if not (run / "checkpoints" / f"step-{steps}.pt").is_file():
+        return False
+    want = yaml.safe_load(
+        to_yaml(load_config(config, [*overrides, f"name={name}", f"run_root={run_root}"]))
+    )
+    have = yaml.safe_load((run / "config.yaml").read_text())
+    for c in (want, have):
+        for section, keys in EVAL_ONLY.items():
+            for key in keys:
+                c.get(section, {}).pop(key, None)
+    return _covers(have, want)
+
+
 def _train_many(args: argparse.Namespace, runs: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     """Train ``runs`` (name → overrides): one after another in this process, or with ``--jobs`` > 1
-    in that many ``semiasr train`` processes at once (``sweep.run_parallel``)."""
-    run_root = args.out_dir / "runs"
-    if args.jobs <= 1:
-        return {name: _train_one(args.config, o, run_root, name) for name, o in runs.items()}
+    in that many ``semiasr train`` processes at once (``sweep.run_parallel``). With ``--reuse``, a
+    finished run of the same config is read back instead of trained again."""
     from semiasr.config import load_config
-    from sweep import run_parallel
+    from sweep import run_parallel, summarise
 
+    run_root = args.out_dir / "runs"
+    reused = {
+        n: o
+        for n, o in runs.items()
+        if args.reuse and _finished(args.config, o, run_root, n, args.steps)
+    }
+    if reused:
+        print(f"reusing finished runs: {', '.join(reused)}", flush=True)
+    todo = {n: o for n, o in runs.items() if n not in reused}
+    if args.jobs <= 1:
+        out = {name: _train_one(args.config, o, run_root, name) for name, o in todo.items()}
+        todo = {}
+    else:
+        out = {}
     left = args.deadline - (time.monotonic() - args.started)
-    done = run_parallel(runs, args.config, run_root, args.jobs, args.threads, left)
-    out = {}
+    done = run_parallel(todo, args.config, run_root, args.jobs, args.threads, left) if todo else {}
+    failed = [n for n, r in done.items() if r["exit_code"] not in (0, None, -signal.SIGTERM)]
+    if failed:
+        logs = ", ".join(str(run_root / f"{n}.log") for n in failed)
+        raise SystemExit(f"optimizers.py: {len(failed)} training run(s) failed; see {logs}")
+    done.update({n: summarise(run_root / n, o, None, 0) for n, o in reused.items()})
     for name, r in done.items():
         test = list(load_config(args.config, runs[name]).data.test)
         out[name] = {
@@ -250,6 +303,14 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
     picked = {}
     for opt in opts:
         grid = {f"{lr:g}": grid_done[spec(opt, lr, args.seeds[0])[0]] for lr in lrs[opt]}
+        if args.pick_split:  # the whole split, decoded from the last checkpoint
+            for r in grid.values():
+                if r["run"] and any(Path(r["run"]).glob("checkpoints/step-*.pt")):
+                    r["valid_wer"] = _test_wer(r["run"], [args.pick_split], args.decode_device)[
+                        args.pick_split
+                    ]
+                else:
+                    r["valid_wer"] = None
         picked[opt] = (grid, _pick(grid))
     seed_runs = dict(spec(opt, float(picked[opt][1]), s) for opt in opts for s in args.seeds[1:])
     seed_done = _train_many(args, seed_runs)
@@ -263,7 +324,9 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
             for s, r in seeds.items()
             if r["run"] and any(Path(r["run"]).glob("checkpoints/step-*.pt"))
         }
-        wers = {s: _test_wer(r["run"], r["test_splits"]) for s, r in seeds.items()}
+        wers = {
+            s: _test_wer(r["run"], r["test_splits"], args.decode_device) for s, r in seeds.items()
+        }
         splits = next(iter(seeds.values()))["test_splits"] if seeds else []
         summary = {
             split: {
@@ -275,6 +338,7 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
         }
         result[opt] = {
             "weight_decay": decay[opt],
+            "picked_on": args.pick_split or "in-training validation WER",
             "grid_valid_wer": {lr: r["valid_wer"] for lr, r in grid.items()},
             "picked_lr": float(best),
             "test_wer": {str(s): w for s, w in wers.items()},
@@ -341,7 +405,21 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--fadam-weight-decay", type=float, default=0.1)
     train.add_argument("--out-dir", type=Path, default=Path("runs/bench/optimizers_train"))
     train.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
+    train.add_argument(
+        "--decode-device", default="cpu", help="where the test sets are decoded (cpu, cuda, auto)"
+    )
     train.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS per process")
+    train.add_argument(
+        "--pick-split",
+        default=None,
+        help="pick each learning rate by the WER of this whole split (e.g. source_dev), decoded "
+        "from the last checkpoint; default: the last in-training validation WER",
+    )
+    train.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read back finished runs of the same config under --out-dir instead of retraining",
+    )
     train.add_argument(
         "--deadline", type=float, default=float("inf"), help="seconds; later runs are stopped"
     )

@@ -13,6 +13,13 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
+TINY_MODEL = [
+    "model.d_model=32",
+    "model.num_layers=1",
+    "model.num_heads=2",
+    "model.predictor_dim=32",
+    "model.joiner_dim=32",
+]
 ENV = {"OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
 
 
@@ -36,11 +43,7 @@ def test_train_resume_eval_decode_transcribe_adapt(workdir: Path) -> None:
     common = [
         "data.root=corpus",
         "data.synth_scale=0.01",
-        "model.d_model=32",
-        "model.num_layers=1",
-        "model.num_heads=2",
-        "model.predictor_dim=32",
-        "model.joiner_dim=32",
+        *TINY_MODEL,
         "train.ckpt_every=2",
         "train.eval_every=2",
         "sched.warmup_steps=1",
@@ -67,6 +70,26 @@ def test_train_resume_eval_decode_transcribe_adapt(workdir: Path) -> None:
     report = json.loads((rundir / "eval" / "source_test" / "report.json").read_text())
     assert report["num_utterances"] > 0 and report["wer"]["ref"] > 0
 
+    # beam search with shallow fusion of an n-gram LM of the run's training transcripts
+    fused = ["--method", "beam", "--lm-weight", "0.5", "--token-bonus", "1", "--lm-order", "4"]
+    out = semiasr("eval", "runs/tiny", "source_dev", *fused, "--out", "lm", cwd=workdir).stdout
+    assert "source_dev: WER" in out
+    report = json.loads((workdir / "lm" / "source_dev" / "report.json").read_text())
+    assert report["lm_weight"] == 0.5 and report["lm_order"] == 4
+    bad = run(
+        "eval",
+        "runs/tiny",
+        "source_dev",
+        "--method",
+        "beam",
+        "--lm-weight",
+        "1",
+        "--lm",
+        "missing.json",
+        cwd=workdir,
+    )
+    assert bad.returncode == 2 and "missing.json" in bad.stderr
+
     semiasr("decode", "runs/tiny", "target_test", "--out", "hyps.jsonl", cwd=workdir)
     hyps = [json.loads(line) for line in (workdir / "hyps.jsonl").read_text().splitlines()]
     assert hyps and all(h["domain"] == "target" for h in hyps)
@@ -81,3 +104,27 @@ def test_train_resume_eval_decode_transcribe_adapt(workdir: Path) -> None:
     adapted = workdir / "runs" / "tiny-adapters"
     assert (adapted / "adaptation.pt").is_file()
     assert (adapted / "eval" / "target_test" / "report.json").is_file()
+
+
+def test_demo_reports_greedy_and_lm_fused_beam_search(workdir: Path) -> None:
+    tiny = [
+        "data.root=corpus-demo",
+        "data.synth_scale=0.01",
+        *TINY_MODEL,
+        "train.max_steps=2",
+        "train.ckpt_every=2",
+        "train.eval_every=2",
+        "train.average_last=0",
+        "sched.warmup_steps=1",
+        "train.progress=false",
+        "run_root=runs",
+        "name=tinydemo",
+    ]
+    semiasr("demo", "--quick", *tiny, cwd=workdir)
+    run_dir = workdir / "runs" / "tinydemo"
+    text = (run_dir / "report.md").read_text()
+    assert "source model, greedy" in text and "adapted with adapters, greedy" in text
+    assert "source model, beam 4 + 10-gram LM" in text
+    rows = json.loads((run_dir / "report.json").read_text())["results"]
+    assert set(rows["source model, greedy"]) == {"source_test", "target_test"}
+    assert (run_dir / "eval" / "source_test-beam" / "report.json").is_file()

@@ -27,6 +27,9 @@ class AdaptConfig:
     also_train: list[str] = field(default_factory=list)
     # residual adapters (adapters, mda, hff+adapters)
     adapter_positions: list[str] = field(default_factory=lambda: ["output"])
+    # more modules, relative to the encoder, with an adapter on their output (e.g. the front end,
+    # "subsampling": where channel and noise shifts enter)
+    adapter_extra: list[str] = field(default_factory=list)
     bottleneck: int = 32
     adapter_act: str = "relu"
     adapter_dropout: float = 0.0

@@ -62,6 +62,10 @@ def _add_modules(model: nn.Module, cfg: AdaptConfig) -> list[str]:
     adapter_opts = {"act": cfg.adapter_act, "dropout": cfg.adapter_dropout}
     if cfg.method in ("adapters", "hff+adapters"):
         add_adapters(model, layers, cfg.adapter_positions, cfg.bottleneck, **adapter_opts)
+        for extra in cfg.adapter_extra:
+            add_adapters(
+                model, join_name(cfg.encoder, extra), ("output",), cfg.bottleneck, **adapter_opts
+            )
     if cfg.method == "lora":
         targets = [join_name(layers, t) for t in cfg.lora_targets]
         apply_lora(model, targets, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)

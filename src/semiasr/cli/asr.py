@@ -11,6 +11,17 @@ from typing import Annotated
 import typer
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="key=value config overrides")]
+LmWeight = Annotated[
+    float,
+    typer.Option(
+        help="Beam search: weight of an n-gram LM of the run's training transcripts (0: no LM)."
+    ),
+]
+TokenBonus = Annotated[float, typer.Option(help="Beam search with an LM: score added per token.")]
+LmOrder = Annotated[int, typer.Option(help="Order of the n-gram LM.")]
+LmPath = Annotated[
+    Path | None, typer.Option("--lm", help="A saved n-gram LM (JSON) instead of the run's.")
+]
 
 
 def _mode(resume: bool, overwrite: bool) -> str:
@@ -54,6 +65,10 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path | None, typer.Option(help="Output folder (default <run>/eval).")
         ] = None,
+        lm_weight: LmWeight = 0.0,
+        token_bonus: TokenBonus = 0.0,
+        lm_order: LmOrder = 6,
+        lm: LmPath = None,
     ) -> None:
         """Decode and score splits: report.md, report.json and wer.png per split."""
         from semiasr.config import load_config
@@ -61,7 +76,19 @@ def register(app: typer.Typer) -> None:
 
         names = splits or list(load_config(run / "config.yaml").data.test)
         command = "semiasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        reports = evaluate_run(run, names, checkpoint, method, beam, out, command)
+        reports = evaluate_run(
+            run,
+            names,
+            checkpoint,
+            method,
+            beam,
+            out,
+            command,
+            lm_weight=lm_weight,
+            token_bonus=token_bonus,
+            lm_order=lm_order,
+            lm_path=lm,
+        )
         for split, rep in reports.items():
             typer.echo(
                 f"{split}: WER {rep.wer:.2f}%  CER {rep.cer:.2f}%  ({rep.num_utterances} utterances)"
@@ -77,12 +104,18 @@ def register(app: typer.Typer) -> None:
         checkpoint: Annotated[str, typer.Option()] = "best",
         method: Annotated[str, typer.Option()] = "greedy",
         beam: Annotated[int, typer.Option()] = 4,
+        lm_weight: LmWeight = 0.0,
+        token_bonus: TokenBonus = 0.0,
+        lm_order: LmOrder = 6,
+        lm: LmPath = None,
     ) -> None:
         """Decode a manifest split to JSONL (id, ref, hyp) with timing and real-time factor."""
         from semiasr.rundir import atomic_write_text
         from semiasr.tasks import decode_split, load_trained
+        from semiasr.tasks.evaluate import with_lm
 
-        utts, timing = decode_split(load_trained(run, checkpoint), split, method=method, beam=beam)
+        decoder = with_lm(load_trained(run, checkpoint), lm_weight, token_bonus, lm_order, lm)
+        utts, timing = decode_split(decoder, split, method=method, beam=beam)
         lines = [
             json.dumps({"id": u.id, "ref": u.ref, "hyp": u.hyp, "domain": u.domain}) for u in utts
         ]
@@ -96,11 +129,16 @@ def register(app: typer.Typer) -> None:
         checkpoint: Annotated[str, typer.Option()] = "best",
         method: Annotated[str, typer.Option()] = "greedy",
         beam: Annotated[int, typer.Option()] = 4,
+        lm_weight: LmWeight = 0.0,
+        token_bonus: TokenBonus = 0.0,
+        lm_order: LmOrder = 6,
+        lm: LmPath = None,
     ) -> None:
         """Transcribe audio files; prints one JSON line per file (text, seconds, real-time factor)."""
         from semiasr.tasks.transcribe import transcribe_files
 
-        for rec in transcribe_files(run, files, checkpoint, method, beam):
+        fusion = {"lm_weight": lm_weight, "token_bonus": token_bonus, "lm_order": lm_order}
+        for rec in transcribe_files(run, files, checkpoint, method, beam, lm_path=lm, **fusion):
             typer.echo(json.dumps(rec))
 
     @app.command("adapt")

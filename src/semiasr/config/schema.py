@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from semiasr.adapt.config import AdaptConfig
 from semiasr.data.config import DataConfig
+from semiasr.decoding.config import DecodeConfig
 from semiasr.models.config import ModelConfig
 from semiasr.optim.config import OptimConfig, SchedConfig
 from semiasr.train.config import TrainConfig
@@ -28,6 +29,7 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
     # Adaptation runs (`semiasr adapt`): the run whose model is adapted, and how.
     base_run: str = ""
     adapt: AdaptConfig = field(default_factory=AdaptConfig)

@@ -95,7 +95,7 @@ class DataConfig:
     synth_seed: int = 0  # corpus == "synth": generated on first use with this seed and size scale
     synth_scale: float = 1.0
     train: list[str] = field(default_factory=lambda: ["source_train"])
-    valid: list[str] = field(default_factory=lambda: ["source_test"])
+    valid: list[str] = field(default_factory=lambda: ["source_dev"])
     test: list[str] = field(default_factory=lambda: ["source_test", "target_test"])
     skip_bad: bool = False
     validate: bool = True

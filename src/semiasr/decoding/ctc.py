@@ -17,12 +17,16 @@ Inputs: log_probs (B, T, V) (log-softmax outputs), lengths (B,). Blank is ``blan
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from semiasr.decoding.result import Decoded
+
+if TYPE_CHECKING:
+    from semiasr.lm import ShallowFusion
 
 __all__ = ["ctc_greedy_search", "ctc_prefix_beam_search"]
 
@@ -56,10 +60,20 @@ def _add(table: dict, key: tuple, which: int, value: float, times: tuple) -> Non
         entry[2], entry[3] = times, value
 
 
-def _prefix_beam_one(lp: np.ndarray, beam: int, blank: int, token_prune: int | None):
-    """lp (T, V) float64 → (prefix, times, log-score) of the best surviving prefix."""
+def _prefix_beam_one(
+    lp: np.ndarray,
+    beam: int,
+    blank: int,
+    token_prune: int | None,
+    fusion: ShallowFusion | None = None,
+):
+    """lp (T, V) float64 → (prefix, times, log-score) of the best surviving prefix. With
+    ``fusion``, extending a prefix by a token adds the LM's score for it (so a prefix's two
+    log-probabilities include its LM score), and the final choice adds the end-of-sentence score."""
     beams: dict[tuple, list] = {(): [0.0, _NEG_INF, (), 0.0]}
     vocab = lp.shape[1]
+    if fusion is not None:
+        fusion.check_vocab(vocab)
     for t in range(lp.shape[0]):
         if token_prune is None or token_prune >= vocab:
             candidates = range(vocab)
@@ -69,21 +83,27 @@ def _prefix_beam_one(lp: np.ndarray, beam: int, blank: int, token_prune: int | N
         for prefix, (p_b, p_nb, times, _) in beams.items():
             total = np.logaddexp(p_b, p_nb)
             last = prefix[-1] if prefix else None
+            extra = fusion.token_scores(prefix) if fusion is not None else None
             for c in candidates:
                 p = lp[t, c]
+                grow = p if extra is None else p + extra[c]  # a new token: the LM has its say
                 if c == blank:
                     _add(nxt, prefix, 0, total + p, times)
                 elif c == last:
                     _add(nxt, prefix, 1, p_nb + p, times)  # repeat without blank: same prefix
-                    _add(nxt, (*prefix, c), 1, p_b + p, (*times, t))
+                    _add(nxt, (*prefix, c), 1, p_b + grow, (*times, t))
                 else:
-                    _add(nxt, (*prefix, c), 1, total + p, (*times, t))
+                    _add(nxt, (*prefix, c), 1, total + grow, (*times, t))
         ranked = sorted(nxt.items(), key=lambda kv: -np.logaddexp(kv[1][0], kv[1][1]))
         beams = dict(ranked[:beam])
-    prefix, (p_b, p_nb, times, _) = max(
-        beams.items(), key=lambda kv: np.logaddexp(kv[1][0], kv[1][1])
-    )
-    return list(prefix), list(times), float(np.logaddexp(p_b, p_nb))
+
+    def final(item: tuple) -> float:
+        prefix, (p_b, p_nb, _, _) = item
+        end = fusion.end_score(prefix) if fusion is not None else 0.0
+        return float(np.logaddexp(p_b, p_nb)) + end
+
+    best = max(beams.items(), key=final)
+    return list(best[0]), list(best[1][2]), final(best)
 
 
 def ctc_prefix_beam_search(
@@ -92,16 +112,17 @@ def ctc_prefix_beam_search(
     beam: int = 4,
     blank: int = 0,
     token_prune: int | None = None,
+    fusion: ShallowFusion | None = None,
 ) -> Decoded:
     """Prefix beam search per utterance. ``token_prune`` limits each frame to its most probable
     tokens (None: all of them). Times: the frame at which each token entered the likeliest path of
-    its prefix."""
+    its prefix. ``fusion``: shallow fusion with a language model (:class:`~semiasr.lm.ShallowFusion`)."""
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
     lp = log_probs.detach().double().cpu().numpy()
     out = Decoded()
     for b, n in enumerate(lengths.tolist()):
-        tokens, times, score = _prefix_beam_one(lp[b, :n], beam, blank, token_prune)
+        tokens, times, score = _prefix_beam_one(lp[b, :n], beam, blank, token_prune, fusion)
         out.tokens.append(tokens)
         out.times.append(times)
         out.scores.append(score)

@@ -24,11 +24,16 @@ With ``beam = 1`` beam search is greedy search with the same ``max_symbols_per_f
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from semiasr.decoding.result import Decoded
+
+if TYPE_CHECKING:
+    from semiasr.lm import ShallowFusion
 
 __all__ = ["transducer_beam_search", "transducer_greedy_search"]
 
@@ -84,6 +89,25 @@ def _log_add(a: float, b: float) -> float:
     return hi + math.log1p(math.exp(lo - hi))
 
 
+def _fusion_scores(
+    fusion: ShallowFusion,
+    keys: list[list[tuple]],
+    closed: list[list[bool]],
+    vocab: int,
+    blank: int,
+    device: torch.device,
+) -> Tensor:
+    """(B, K, V) what shallow fusion adds to each slot's extensions (0 for the blank and for
+    closed slots)."""
+    out = np.zeros((len(keys), len(keys[0]), vocab))
+    for i, row in enumerate(keys):
+        for j, (seq, _) in enumerate(row):
+            if not closed[i][j]:
+                out[i, j] = fusion.token_scores(seq)
+    out[..., blank] = 0.0
+    return torch.from_numpy(out).to(device)
+
+
 @torch.no_grad()
 def transducer_beam_search(
     predictor: nn.Module,
@@ -93,13 +117,19 @@ def transducer_beam_search(
     beam: int = 4,
     blank: int = 0,
     max_symbols_per_frame: int = 1,
+    fusion: ShallowFusion | None = None,
 ) -> Decoded:
     """Batched beam search over encoder frames (B, T, D); see the module docstring.
 
     Hypotheses live in (B, beam) slots; an empty slot has score −inf. Within a frame, a slot is
     *open* until it takes the blank (or its ``max_symbols_per_frame``-th token); each round extends
     every open slot by one symbol and keeps the ``beam`` best of all extensions and of the closed
-    slots, merging extensions that reach the same state by log-add."""
+    slots, merging extensions that reach the same state by log-add.
+
+    ``fusion`` (:class:`~semiasr.lm.ShallowFusion`): each token adds the LM's weighted
+    log-probability and the token bonus to the hypothesis' score, and the final choice adds the
+    LM's end-of-sentence score. Hypotheses with the same tokens have the same LM score, so merging
+    stays exact."""
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
     if max_symbols_per_frame < 1:
@@ -124,6 +154,9 @@ def transducer_beam_search(
             log_probs = joiner.join(enc[:, t, None], pred).float().log_softmax(dim=-1)  # (B, K, V)
             vocab = log_probs.shape[-1]
             cand = torch.tensor(scores, dtype=torch.float64, device=dev)[..., None] + log_probs
+            if fusion is not None:
+                fusion.check_vocab(vocab)
+                cand = cand + _fusion_scores(fusion, keys, closed, vocab, blank, dev)
             # a closed slot has one candidate, itself, unchanged (in the blank column)
             stay = torch.full_like(cand, -math.inf)
             stay[..., blank] = torch.tensor(scores, dtype=torch.float64, device=dev)
@@ -183,6 +216,11 @@ def transducer_beam_search(
                     scores[i][k] = -math.inf
                 else:
                     first[seq] = k
+    if fusion is not None:  # the end of the sentence
+        for i in range(b):
+            for k in range(beam):
+                if scores[i][k] != -math.inf:
+                    scores[i][k] += fusion.end_score(keys[i][k][0])
     out = Decoded()
     for i in range(b):
         k = max(range(beam), key=lambda j: scores[i][j])

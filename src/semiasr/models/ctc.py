@@ -7,6 +7,7 @@ al., 2020).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -14,6 +15,9 @@ from torch import Tensor, nn
 from semiasr.decoding import Decoded, ctc_greedy_search, ctc_prefix_beam_search
 from semiasr.errors import ConfigError
 from semiasr.nn import ConformerEncoder, CTCHead, EncoderOutput
+
+if TYPE_CHECKING:
+    from semiasr.lm import ShallowFusion
 
 __all__ = ["CTCModel", "CTCOutput"]
 
@@ -59,20 +63,32 @@ class CTCModel(nn.Module):
         return CTCOutput(self.ctc_head(enc.frames), enc.lengths, enc)
 
     @torch.no_grad()
-    def decode(self, enc: EncoderOutput, method: str = "greedy", beam: int = 4) -> Decoded:
-        """``method`` "greedy" (best path) or "beam" (prefix beam search of width ``beam``)."""
+    def decode(
+        self,
+        enc: EncoderOutput,
+        method: str = "greedy",
+        beam: int = 4,
+        fusion: ShallowFusion | None = None,
+    ) -> Decoded:
+        """``method`` "greedy" (best path) or "beam" (prefix beam search of width ``beam``;
+        ``fusion``: shallow fusion with a language model, beam search only)."""
         log_probs = self.ctc_head(enc.frames)
         if method == "greedy":
             return ctc_greedy_search(log_probs, enc.lengths, self.blank)
         if method == "beam":
             return ctc_prefix_beam_search(
-                log_probs, enc.lengths, beam, self.blank, token_prune=beam
+                log_probs, enc.lengths, beam, self.blank, token_prune=beam, fusion=fusion
             )
         raise ConfigError(f"decoding method '{method}' is not 'greedy' or 'beam'", key="method")
 
     @torch.no_grad()
     def transcribe(
-        self, features: Tensor, lengths: Tensor, method: str = "greedy", beam: int = 4
+        self,
+        features: Tensor,
+        lengths: Tensor,
+        method: str = "greedy",
+        beam: int = 4,
+        fusion: ShallowFusion | None = None,
     ) -> list[list[int]]:
         """Token ids per utterance. Call ``model.eval()`` first (dropout stays as the mode says)."""
-        return self.decode(self.encode(features, lengths), method, beam).tokens
+        return self.decode(self.encode(features, lengths), method, beam, fusion).tokens

@@ -14,6 +14,7 @@ a forward); ``transcribe`` searches it (greedy or modified beam search).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,9 @@ from torch import Tensor, nn
 from semiasr.decoding import Decoded, transducer_beam_search, transducer_greedy_search
 from semiasr.errors import ConfigError
 from semiasr.nn import ConformerEncoder, CTCHead, EncoderOutput, Joiner
+
+if TYPE_CHECKING:
+    from semiasr.lm import ShallowFusion
 
 __all__ = ["Transducer", "TransducerOutput"]
 
@@ -92,9 +96,10 @@ class Transducer(nn.Module):
         method: str = "greedy",
         beam: int = 4,
         max_symbols_per_frame: int = 3,
+        fusion: ShallowFusion | None = None,
     ) -> Decoded:
-        """Search encoder output: ``method`` "greedy" or "beam" (modified beam search of width
-        ``beam``)."""
+        """Search encoder output: ``method`` "greedy" or "beam" (beam search of width ``beam``;
+        ``fusion``: shallow fusion with a language model, beam search only)."""
         if method == "greedy":
             return transducer_greedy_search(
                 self.predictor,
@@ -113,12 +118,18 @@ class Transducer(nn.Module):
                 beam,
                 self.blank,
                 max_symbols_per_frame,
+                fusion,
             )
         raise ConfigError(f"decoding method '{method}' is not 'greedy' or 'beam'", key="method")
 
     @torch.no_grad()
     def transcribe(
-        self, features: Tensor, lengths: Tensor, method: str = "greedy", beam: int = 4
+        self,
+        features: Tensor,
+        lengths: Tensor,
+        method: str = "greedy",
+        beam: int = 4,
+        fusion: ShallowFusion | None = None,
     ) -> list[list[int]]:
         """Token ids per utterance. Call ``model.eval()`` first (dropout stays as the mode says)."""
-        return self.decode(self.encode(features, lengths), method, beam).tokens
+        return self.decode(self.encode(features, lengths), method, beam, fusion=fusion).tokens

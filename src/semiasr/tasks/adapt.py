@@ -45,7 +45,7 @@ def adaptation_config(
         f"base_run={base}",
         f"adapt.method={method}",
         "data.train=[target_train]",
-        "data.valid=[target_test]",
+        "data.valid=[target_dev]",
         "data.test=[source_test,target_test]",
         "train.max_steps=300",
         "optim.lr=0.001",

@@ -124,8 +124,14 @@ def fit(
     ``train.max_steps``: what training and adaptation share once the model and data are chosen."""
     evaluate = None
     if rank_and_world()[0] == 0 and cfg.data.valid:
+        # references only: a validation text may hold a symbol training never saw
         valid = build_dataloader(
-            cfg.data, list(cfg.data.valid), tokenizer, train=False, feature_stats=stats
+            cfg.data,
+            list(cfg.data.valid),
+            tokenizer,
+            train=False,
+            labels=False,
+            feature_stats=stats,
         )
         evaluate = make_wer_evaluator(valid, tokenizer, eval_batches, cfg)
     optimizer = build_optimizer(model, cfg.optim)

@@ -14,7 +14,7 @@ from semiasr.data.audio import normalize_level, read_audio
 from semiasr.data.features import NativeFbank
 from semiasr.data.loader import normalize_features
 from semiasr.errors import DataError
-from semiasr.tasks.evaluate import load_trained
+from semiasr.tasks.evaluate import load_trained, with_lm
 
 
 @torch.no_grad()
@@ -24,9 +24,14 @@ def transcribe_files(
     which: str = "best",
     method: str = "greedy",
     beam: int = 4,
+    lm_weight: float = 0.0,
+    token_bonus: float = 0.0,
+    lm_order: int = 6,
+    lm_path: str | Path | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """One record per file: path, text, audio seconds, decode seconds, real-time factor."""
-    dec = load_trained(run_dir, which)
+    """One record per file: path, text, audio seconds, decode seconds, real-time factor. Beam
+    search can fuse an n-gram LM (see :func:`semiasr.tasks.evaluate.with_lm`)."""
+    dec = with_lm(load_trained(run_dir, which), lm_weight, token_bonus, lm_order, lm_path)
     fcfg = dec.cfg.data.features
     fbank = NativeFbank(fcfg)
     for f in files:
@@ -40,7 +45,8 @@ def transcribe_files(
         feats = normalize_features(feats, fcfg.normalize, dec.stats)
         x = torch.from_numpy(feats)[None].to(dec.device)
         lengths = torch.tensor([feats.shape[0]], device=dec.device)
-        ids = dec.model.transcribe(x, lengths, method=method, beam=beam)
+        extra = {"fusion": dec.fusion} if method == "beam" and dec.fusion is not None else {}
+        ids = dec.model.transcribe(x, lengths, method=method, beam=beam, **extra)
         seconds = time.perf_counter() - t0
         audio_s = len(wave) / fcfg.sample_rate
         yield {

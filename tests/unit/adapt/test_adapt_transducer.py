@@ -118,3 +118,16 @@ def test_every_method_trains_and_round_trips_on_the_transducer(tmp_path, method)
         expected = model(x, n, y).logits
     with domain_context(loaded, 1) if method == "mda" else torch.no_grad():
         assert torch.equal(loaded(x, n, y).logits, expected)
+
+
+def test_a_front_end_adapter_starts_as_the_identity_and_trains() -> None:
+    x, n, y = inputs(torch.float32)
+    # against the same method without it (freezing alone changes which CPU kernels run)
+    plain = prepare_adaptation(transducer(dtype=torch.float32), "adapters", bottleneck=4)
+    model = transducer(dtype=torch.float32)
+    prepare_adaptation(model, "adapters", bottleneck=4, adapter_extra=["subsampling"])
+    assert "encoder-subsampling" in model.adapters and len(model.adapters) == 4  # + 3 blocks
+    assert torch.equal(model(x, n, y).logits, plain(x, n, y).logits)
+    model(x, n, y).logits.square().sum().backward()
+    assert model.adapters["encoder-subsampling"].up.weight.grad.abs().sum() > 0
+    assert model.encoder.subsampling.out.weight.grad is None  # the front end itself stays frozen

@@ -10,7 +10,8 @@ Layout of ``<out>/``::
                              is an interrupted run and is regenerated
 
 Splits: source_train, target_train, target_unlabelled (text kept, ``"labelled": false``),
-source_test and target_test (the last two on held-out voices).
+source_dev and target_dev (for tuning and validation), source_test and target_test (dev and test on
+held-out voices).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from semiasr.rundir import atomic_write_text
 
 __all__ = ["FORMAT_VERSION", "CorpusCard", "ensure_corpus", "is_complete", "synthesize_corpus"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: source_dev and target_dev added (format 1's splits are unchanged)
 """Bumped whenever the same seed and scale would give different files."""
 MARKER = ".semiasr-synth"
 CARD = "card.json"
@@ -223,9 +224,16 @@ def build_card(
             "vocabulary": len(vocabulary(texts[name])),
             "oov_rate_vs_source_train": _oov_rate(texts[name], train_vocab),
         }
-        if spec.suggested_split == "test":
+        if spec.suggested_split in ("dev", "test"):
             seen = sum(t in train_texts for t in texts[name]) / max(1, len(rows))
             splits[name]["sentences_also_in_train"] = round(seen, 4)
+        if spec.suggested_split == "dev":
+            tests = {
+                t for n, rows in texts.items() if SPLITS[n].suggested_split == "test" for t in rows
+            }
+            splits[name]["sentences_also_in_test"] = round(
+                sum(t in tests for t in texts[name]) / max(1, len(rows)), 4
+            )
     train_voices, test_voices = voice_bank(seed)
     return {
         "name": "semiasr-synth",

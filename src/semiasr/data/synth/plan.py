@@ -42,15 +42,19 @@ MAX_REDRAWS = 100
 
 @dataclass(frozen=True)
 class SplitSpec:
-    """A split's domain, target size in hours (at scale 1), voice pool and label flag."""
+    """A split's domain, target size in hours (at scale 1), voice pool and label flag; ``dev``
+    marks a development split (held-out voices like a test split, for tuning)."""
 
     domain: str
     hours: float
     voices: str  # "train" | "test"
     labelled: bool
+    dev: bool = False
 
     @property
     def suggested_split(self) -> str:
+        if self.dev:
+            return "dev"
         return "test" if self.voices == "test" else "train"
 
 
@@ -58,9 +62,14 @@ SPLITS: dict[str, SplitSpec] = {
     "source_train": SplitSpec("source", 2.0, "train", True),
     "target_train": SplitSpec("target", 1.0 / 3.0, "train", True),
     "target_unlabelled": SplitSpec("target", 1.0, "train", False),
+    "source_dev": SplitSpec("source", 0.25, "test", True, dev=True),
+    "target_dev": SplitSpec("target", 0.25, "test", True, dev=True),
     "source_test": SplitSpec("source", 0.25, "test", True),
     "target_test": SplitSpec("target", 0.25, "test", True),
 }
+"""Every split draws from its own random stream (seeded by its name), so adding a split leaves the
+others unchanged. Dev splits are spoken by the held-out (test) voices, in sentences that are neither
+in training nor in a test split."""
 
 
 @dataclass(frozen=True)
@@ -166,10 +175,16 @@ def plan_split(
 
 def plan_corpus(seed: int = 0, scale: float = 1.0) -> dict[str, list[UtteranceSpec]]:
     """Every split's plan, keyed by split name (in :data:`SPLITS` order). Test splits avoid the
-    sentences of every training split."""
+    sentences of every training split; dev splits those of every training and test split."""
     plan = {n: plan_split(n, seed, scale) for n, s in SPLITS.items() if s.voices == "train"}
     seen = frozenset(spec.text for specs in plan.values() for spec in specs)
     for name, split in SPLITS.items():
-        if split.voices == "test":
+        if split.voices == "test" and not split.dev:
             plan[name] = plan_split(name, seed, scale, avoid=seen)
+    tested = seen | {
+        spec.text for name in plan if SPLITS[name].voices == "test" for spec in plan[name]
+    }
+    for name, split in SPLITS.items():
+        if split.dev:
+            plan[name] = plan_split(name, seed, scale, avoid=tested)
     return {name: plan[name] for name in SPLITS}

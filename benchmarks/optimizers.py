@@ -204,20 +204,41 @@ def _pick(grid: dict[str, dict[str, Any]]) -> str:
     return min(grid.items(), key=score)[0]
 
 
-def _covers(have: Any, want: Any) -> bool:
-    """Whether a saved config ``have`` equals ``want`` on every key ``have`` holds (keys added to the
-    schema later default to the old behaviour)."""
-    if isinstance(have, dict) and isinstance(want, dict):
-        return all(k in want and _covers(v, want[k]) for k, v in have.items())
+def _covers(have: Any, want: Any, default: Any) -> bool:
+    """Whether a saved config ``have`` equals ``want``; a key the saved config lacks (added to the
+    schema later) must hold its schema ``default`` in ``want``."""
+    if isinstance(want, dict):
+        if not isinstance(have, dict):
+            return False
+        default = default if isinstance(default, dict) else {}
+        return all(
+            _covers(have[k], v, default.get(k)) if k in have else v == default.get(k)
+            for k, v in want.items()
+        ) and set(have) <= set(want)
     return have == want
 
 
-EVAL_ONLY = {"train": ("progress", "eval_every"), "data": ("valid",)}
-"""Config keys that change what a run reports, not the weights it trains (``--reuse`` ignores
-them): the progress bar, and when and on what validation WER is measured."""
+EVAL_ONLY = ("train.eval_every", "data.valid", "decode")
+"""Config keys that change what a run reports, not the weights it trains: ``--reuse`` ignores
+them when ``--pick-split`` decodes the dev split itself (else the in-training validation WER
+picks the rate, and it must come from the same split for every run)."""
 
 
-def _finished(config: str, overrides: list[str], run_root: Path, name: str, steps: int) -> bool:
+def _drop(cfg: dict, dotted: str) -> None:
+    *parents, last = dotted.split(".")
+    for p in parents:
+        cfg = cfg.get(p, {})
+    cfg.pop(last, None)
+
+
+def _finished(
+    config: str,
+    overrides: list[str],
+    run_root: Path,
+    name: str,
+    steps: int,
+    ignore_eval: bool = False,
+) -> bool:
     """Whether ``run_root/name`` is a finished run (a ``step-<steps>.pt`` checkpoint) of exactly
     this config, so that ``--reuse`` need not train it again."""
     import yaml
@@ -231,11 +252,11 @@ def _finished(config: str, overrides: list[str], run_root: Path, name: str, step
         to_yaml(load_config(config, [*overrides, f"name={name}", f"run_root={run_root}"]))
     )
     have = yaml.safe_load((run / "config.yaml").read_text())
-    for c in (want, have):
-        for section, keys in EVAL_ONLY.items():
-            for key in keys:
-                c.get(section, {}).pop(key, None)
-    return _covers(have, want)
+    default = yaml.safe_load(to_yaml(load_config(None)))
+    for c in (want, have, default):
+        for key in ("train.progress", *(EVAL_ONLY if ignore_eval else ())):
+            _drop(c, key)
+    return _covers(have, want, default)
 
 
 def _train_many(args: argparse.Namespace, runs: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
@@ -249,7 +270,8 @@ def _train_many(args: argparse.Namespace, runs: dict[str, list[str]]) -> dict[st
     reused = {
         n: o
         for n, o in runs.items()
-        if args.reuse and _finished(args.config, o, run_root, n, args.steps)
+        if args.reuse
+        and _finished(args.config, o, run_root, n, args.steps, ignore_eval=bool(args.pick_split))
     }
     if reused:
         print(f"reusing finished runs: {', '.join(reused)}", flush=True)

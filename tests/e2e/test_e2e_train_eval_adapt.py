@@ -89,6 +89,8 @@ def test_train_resume_eval_decode_transcribe_adapt(workdir: Path) -> None:
         cwd=workdir,
     )
     assert bad.returncode == 2 and "missing.json" in bad.stderr
+    greedy = run("eval", "runs/tiny", "source_dev", "--lm-weight", "1", cwd=workdir)
+    assert greedy.returncode == 2 and "--method beam" in greedy.stderr
 
     semiasr("decode", "runs/tiny", "target_test", "--out", "hyps.jsonl", cwd=workdir)
     hyps = [json.loads(line) for line in (workdir / "hyps.jsonl").read_text().splitlines()]

@@ -112,8 +112,9 @@ def register(app: typer.Typer) -> None:
         """Decode a manifest split to JSONL (id, ref, hyp) with timing and real-time factor."""
         from semiasr.rundir import atomic_write_text
         from semiasr.tasks import decode_split, load_trained
-        from semiasr.tasks.evaluate import with_lm
+        from semiasr.tasks.evaluate import check_lm_options, with_lm
 
+        check_lm_options(method, lm_weight, token_bonus, lm)
         decoder = with_lm(load_trained(run, checkpoint), lm_weight, token_bonus, lm_order, lm)
         utts, timing = decode_split(decoder, split, method=method, beam=beam)
         lines = [

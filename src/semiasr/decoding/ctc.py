@@ -73,7 +73,7 @@ def _prefix_beam_one(
     beams: dict[tuple, list] = {(): [0.0, _NEG_INF, (), 0.0]}
     vocab = lp.shape[1]
     if fusion is not None:
-        fusion.check_vocab(vocab)
+        fusion.check(vocab, blank)
     for t in range(lp.shape[0]):
         if token_prune is None or token_prune >= vocab:
             candidates = range(vocab)

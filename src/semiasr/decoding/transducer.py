@@ -155,7 +155,7 @@ def transducer_beam_search(
             vocab = log_probs.shape[-1]
             cand = torch.tensor(scores, dtype=torch.float64, device=dev)[..., None] + log_probs
             if fusion is not None:
-                fusion.check_vocab(vocab)
+                fusion.check(vocab, blank)
                 cand = cand + _fusion_scores(fusion, keys, closed, vocab, blank, dev)
             # a closed slot has one candidate, itself, unchanged (in the blank column)
             stay = torch.full_like(cand, -math.inf)

@@ -18,10 +18,10 @@ from semiasr.lm.ngram import NgramLM
 __all__ = ["ShallowFusion"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ShallowFusion:
     """An LM (ids as the acoustic model's; id 0, the blank, is the LM's end of sentence), its
-    weight and a per-token bonus."""
+    weight and a per-token bonus. Frozen: its per-context scores are cached (bounded)."""
 
     lm: NgramLM
     weight: float = 0.3
@@ -33,14 +33,26 @@ class ShallowFusion:
         ctx = self.lm.context(history)
         hit = self._cache.get(ctx)
         if hit is None:
+            if len(self._cache) >= self.lm._cache_limit:
+                self._cache.clear()
             hit = self.weight * self.lm.log_probs(ctx) + self.token_bonus
             hit[0] = 0.0
+            hit.setflags(write=False)
             self._cache[ctx] = hit
         return hit
 
     def end_score(self, history: Sequence[int]) -> float:
         """What finishing the sentence after ``history`` adds."""
         return self.weight * float(self.lm.log_probs(history)[0])
+
+    def check(self, vocab_size: int, blank: int) -> None:
+        """Refuse a search this fusion cannot serve: another vocabulary, or a blank other than 0
+        (the LM's end of sentence)."""
+        if blank != 0:
+            raise ValueError(
+                f"shallow fusion needs the blank at id 0 (the LM's boundary), got {blank}"
+            )
+        self.check_vocab(vocab_size)
 
     def check_vocab(self, vocab_size: int) -> None:
         if self.lm.vocab_size != vocab_size:

@@ -61,6 +61,8 @@ class NgramLM:
         self.discounts = discounts
         self._cache: dict[tuple[int, ...], np.ndarray] = {}
         self._log_cache: dict[tuple[int, ...], np.ndarray] = {}
+        # bounded: about 160 MB of float64 rows per cache at most, then it starts over
+        self._cache_limit = max(1000, 20_000_000 // vocab_size)
 
     # ------------------------------------------------------------------ building
 
@@ -108,13 +110,15 @@ class NgramLM:
         return (0,) * (k - len(tail)) + tail
 
     def probs(self, context: Sequence[int]) -> np.ndarray:
-        """``P(· | context)`` as float64 (vocab_size,), ``context`` as :meth:`context` gives it."""
+        """``P(· | context)`` as float64 (vocab_size,), ``context`` as :meth:`context` gives it;
+        read-only (cached)."""
         ctx = tuple(context)
         hit = self._cache.get(ctx)
         if hit is not None:
             return hit
         if len(ctx) == 0:
             lower = np.full(self.vocab_size, 1.0 / self.vocab_size)
+            lower.setflags(write=False)
         else:
             lower = self.probs(ctx[1:])
         k = len(ctx)
@@ -128,6 +132,9 @@ class NgramLM:
             ids = np.fromiter(nxt.keys(), dtype=np.int64, count=len(nxt))
             cnt = np.fromiter(nxt.values(), dtype=np.float64, count=len(nxt))
             p[ids] += np.maximum(cnt - d, 0.0) / total
+            p.setflags(write=False)  # cached and shared: callers must not edit it
+        if len(self._cache) >= self._cache_limit:
+            self._cache.clear()
         self._cache[ctx] = p
         return p
 
@@ -136,7 +143,10 @@ class NgramLM:
         ctx = self.context(history)
         hit = self._log_cache.get(ctx)
         if hit is None:
+            if len(self._log_cache) >= self._cache_limit:
+                self._log_cache.clear()
             hit = self._log_cache[ctx] = np.log(self.probs(ctx))
+            hit.setflags(write=False)
         return hit
 
     def score(self, ids: Sequence[int]) -> float:

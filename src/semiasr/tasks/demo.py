@@ -108,7 +108,7 @@ def run_demo(
         + "".join(f" {shlex.quote(o)}" for o in overrides)
     )
     seconds = time.perf_counter() - t0
-    report = _report(cfg, rows, summary, adapt_summary, curves.name, command, seconds)
+    report = _report(cfg, rows, summary, adapt_summary, curves.name, command, seconds, decode)
     atomic_write_text(run.path / "report.md", report)
     atomic_write_text(
         run.path / "report.json",
@@ -125,6 +125,7 @@ def _report(
     curves: str,
     command: str,
     seconds: float,
+    decode: DecodeConfig,
 ) -> str:
     lines = [
         "# semiasr demo",
@@ -139,10 +140,16 @@ def _report(
         "domain with residual adapters on target_train (encoder frozen but for the adapters; "
         "prediction network and joiner train too).",
         "",
-        "Beam search fuses an n-gram LM of the model's own training transcripts (source_train "
-        "for the source model); its weight and per-token bonus come from the config "
-        "(`decode.*`), tuned on source_dev.",
-        "",
+        *(
+            [
+                "Beam search fuses an n-gram LM of the model's own training transcripts "
+                "(source_train for the source model); its order, weight and per-token bonus come "
+                "from the config (`decode.*`).",
+                "",
+            ]
+            if decode.fused
+            else []
+        ),
         "| model, decoding | test set | WER % | CER % | utterances | decode RTF |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
@@ -156,7 +163,8 @@ def _report(
         "",
         f"![training curves]({curves})",
         "",
-        "Per-split reports (worst utterances, per speaker): `eval/<split>/report.md` in each run.",
+        "Per-split reports (worst utterances, per speaker): `eval/<split>/report.md` in each run "
+        "(`eval/<split>-beam/` for beam search).",
         "",
     ]
     return "\n".join(lines)

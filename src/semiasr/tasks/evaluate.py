@@ -15,7 +15,7 @@ from torch import nn
 from semiasr.adapt import domain_context, prepare_adaptation
 from semiasr.config import as_object, load_config
 from semiasr.data.loader import build_dataloader, corpus_texts
-from semiasr.errors import CheckpointError
+from semiasr.errors import CheckpointError, ConfigError
 from semiasr.eval import EvalReport, Utterance, evaluate, write_report
 from semiasr.lm import NgramLM, ShallowFusion
 from semiasr.models.build import build_model
@@ -59,6 +59,17 @@ def run_lm(decoder: Decoder, order: int = 6, splits: Sequence[str] | None = None
     )
 
 
+def check_lm_options(
+    method: str, weight: float, token_bonus: float, lm_path: str | Path | None
+) -> None:
+    """LM options only mean something to beam search: refuse them with greedy search."""
+    if method != "beam" and (weight != 0.0 or token_bonus != 0.0 or lm_path is not None):
+        raise ConfigError(
+            f"an LM (--lm-weight, --token-bonus, --lm) needs --method beam, not {method!r}",
+            key="method",
+        )
+
+
 def with_lm(
     decoder: Decoder,
     weight: float,
@@ -67,8 +78,9 @@ def with_lm(
     lm_path: str | Path | None = None,
 ) -> Decoder:
     """``decoder`` with shallow fusion for beam search: the LM saved at ``lm_path``, else one built
-    from the run's training transcripts (:func:`run_lm`). A weight and bonus of 0 turn it off."""
-    if weight == 0.0 and token_bonus == 0.0:
+    from the run's training transcripts (:func:`run_lm`). A weight and bonus of 0 (and no
+    ``lm_path``) turn it off."""
+    if weight == 0.0 and token_bonus == 0.0 and lm_path is None:
         decoder.fusion = None
         return decoder
     lm = NgramLM.load(lm_path) if lm_path is not None else run_lm(decoder, order)
@@ -183,13 +195,13 @@ def evaluate_run(
     """Decode and score each split; write ``report.md``/``report.json``/``wer.png`` per split under
     ``out_dir`` (default ``<run>/eval/<split>``). ``lm_weight``/``token_bonus``: shallow fusion in
     beam search (see :func:`with_lm`)."""
+    check_lm_options(method, lm_weight, token_bonus, lm_path)
     decoder = load_trained(run_dir, which, overrides=data_overrides)
-    fused = method == "beam" and (lm_weight != 0.0 or token_bonus != 0.0)
-    if fused:
-        with_lm(decoder, lm_weight, token_bonus, lm_order, lm_path)
+    with_lm(decoder, lm_weight, token_bonus, lm_order, lm_path)
+    fusion = decoder.fusion
     what = (
-        f"{method} + {lm_order}-gram LM (weight {lm_weight:g}, bonus {token_bonus:g})"
-        if fused
+        f"{method} + {fusion.lm.order}-gram LM (weight {lm_weight:g}, bonus {token_bonus:g})"
+        if fusion is not None
         else method
     )
     reports = {}
@@ -199,9 +211,14 @@ def evaluate_run(
         rep.extra.update(
             {"split": split, "method": method, "checkpoint": str(decoder.checkpoint), **timing}
         )
-        if fused:
+        if fusion is not None:
             rep.extra.update(
-                {"lm_weight": lm_weight, "token_bonus": token_bonus, "lm_order": lm_order}
+                {
+                    "lm_weight": lm_weight,
+                    "token_bonus": token_bonus,
+                    "lm_order": fusion.lm.order,
+                    "lm": str(lm_path) if lm_path is not None else "the run's training transcripts",
+                }
             )
         target = Path(out_dir) / split if out_dir else Path(run_dir) / "eval" / split
         write_report(rep, target, title=f"{split}: {what} decoding", command=command)

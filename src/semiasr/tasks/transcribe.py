@@ -14,7 +14,7 @@ from semiasr.data.audio import normalize_level, read_audio
 from semiasr.data.features import NativeFbank
 from semiasr.data.loader import normalize_features
 from semiasr.errors import DataError
-from semiasr.tasks.evaluate import load_trained, with_lm
+from semiasr.tasks.evaluate import check_lm_options, load_trained, with_lm
 
 
 @torch.no_grad()
@@ -31,6 +31,7 @@ def transcribe_files(
 ) -> Iterator[dict[str, Any]]:
     """One record per file: path, text, audio seconds, decode seconds, real-time factor. Beam
     search can fuse an n-gram LM (see :func:`semiasr.tasks.evaluate.with_lm`)."""
+    check_lm_options(method, lm_weight, token_bonus, lm_path)
     dec = with_lm(load_trained(run_dir, which), lm_weight, token_bonus, lm_order, lm_path)
     fcfg = dec.cfg.data.features
     fbank = NativeFbank(fcfg)

@@ -101,3 +101,9 @@ def test_an_lm_of_another_vocabulary_is_refused() -> None:
         transducer_beam_search(
             pred, joiner, torch.randn(1, 2, 6), torch.tensor([2]), fusion=ShallowFusion(_lm(5, 0))
         )
+
+
+def test_fusion_needs_the_blank_at_id_0() -> None:
+    lp = torch.zeros(1, 2, 3).log_softmax(-1)
+    with pytest.raises(ValueError, match="blank"):
+        ctc_prefix_beam_search(lp, torch.tensor([2]), blank=2, fusion=ShallowFusion(_lm(3, 0)))

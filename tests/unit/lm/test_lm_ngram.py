@@ -118,3 +118,14 @@ def test_fit_rejects_ids_outside_the_vocabulary_and_empty_input() -> None:
         NgramLM.fit([], V)
     with pytest.raises(ConfigError):
         NgramLM.fit(SENTS, V, order=0)
+
+
+def test_cached_distributions_are_read_only_and_the_cache_is_bounded() -> None:
+    lm = NgramLM.fit(SENTS, V, order=3)
+    with pytest.raises(ValueError):
+        lm.probs(lm.context([3, 3]))[0] = 0.0  # shared with its lower orders: must not be edited
+    lm._cache_limit = 4
+    for h in ([1], [2], [3], [4], [1, 2], [2, 3], [3, 4]):
+        lm.log_probs(h)
+    assert len(lm._cache) <= 4 and len(lm._log_cache) <= 4
+    np.testing.assert_allclose(lm.probs(lm.context([1, 2])).sum(), 1.0, atol=1e-12)

@@ -4,11 +4,16 @@ From a trained source-domain run (the demo's), each method adapts for the same n
 ``target_train`` with the same optimizer settings; then the table reports per method: trainable
 parameters as % of the encoder, activation memory autograd keeps for one real training batch, step
 time (the adaptation run's wall clock per update, relative to full fine-tuning), target dev, target
-test and source test WER after adaptation (greedy, last checkpoint). With ``--lrs``, each ``--grid``
-method trains at every rate and keeps the one with the lowest target_dev WER (the test sets choose
-nothing); the other methods train at ``--lr``.
+test and source test WER after adaptation (greedy, last checkpoint). With ``--lrs`` and
+``--scheds``, each ``--grid`` method trains at every rate under every schedule (``constant``, or
+``cosine``: linear warm-up over the first 10% of the updates, then cosine decay to 2% of the rate)
+and keeps the combination with the lowest target_dev WER (the test sets choose nothing); the other
+methods train at ``--lr`` under the first of ``--scheds``. ``--variant LABEL METHOD KEY=VALUE ...`` adds a row: METHOD
+with those overrides (searched like METHOD)::
 
-    python benchmarks/adaptation.py runs/demo --steps 300 --lrs 0.001 0.003 --out runs/adapt-bench
+    python benchmarks/adaptation.py runs/demo --steps 300 --lrs 0.001 0.003 \
+        --scheds constant cosine --variant "adapters r=64 +norms" adapters adapt.bottleneck=64 \
+        'adapt.also_train=[encoder.**.*norm*]' --out runs/adapt-bench
 
 Methods run one after another in this process; the rows share the machine equally.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -63,13 +69,38 @@ def wers(run: Path, which: str = "last") -> dict[str, float]:
     }
 
 
-def adapt_once(args: argparse.Namespace, method: str, lr: float) -> dict:
-    """Adapt the base run with ``method`` at learning rate ``lr``; the row of the table."""
+def schedule(name: str, steps: int) -> list[str]:
+    """Overrides for a ``--scheds`` entry."""
+    if name == "constant":
+        return ["sched.name=constant", "sched.warmup_steps=0"]
+    if name == "cosine":
+        return [
+            "sched.name=cosine",
+            f"sched.warmup_steps={max(1, steps // 10)}",
+            "sched.min_lr_ratio=0.02",
+        ]
+    raise SystemExit(f"adaptation.py: unknown schedule {name!r} (constant, cosine)")
+
+
+def adapt_once(
+    args: argparse.Namespace,
+    method: str,
+    lr: float | None,
+    sched: str = "constant",
+    extra: tuple[str, ...] = (),
+    label: str | None = None,
+) -> dict:
+    """Adapt the base run with ``method`` (and ``extra`` overrides) at learning rate ``lr`` under
+    schedule ``sched``; the row of the table."""
     t0 = time.perf_counter()
+    label = label or method
     if method == "none":
         run, steps, train_s, trainable, pct = args.base_run, 0, 0.0, 0, 0.0
     else:
-        name = f"{args.base_run.name}-{method.replace('+', '-')}-lr{lr:g}"
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
+        name = f"{args.base_run.name}-{slug}-lr{lr:g}" + (
+            "" if sched == "constant" else f"-{sched}"
+        )
         cfg = adaptation_config(
             args.base_run,
             method,
@@ -80,10 +111,10 @@ def adapt_once(args: argparse.Namespace, method: str, lr: float) -> dict:
                 f"train.eval_every={10 * args.steps}",
                 f"train.ckpt_every={args.steps}",
                 f"optim.lr={lr}",
-                "sched.name=constant",
-                "sched.warmup_steps=0",
+                *schedule(sched, args.steps),
                 "train.progress=false",
                 *args.set,
+                *extra,
             ],
         )
         run_dir, summary = adapt(cfg, mode="overwrite", which=args.which, progress=False)
@@ -91,6 +122,9 @@ def adapt_once(args: argparse.Namespace, method: str, lr: float) -> dict:
         trainable, pct = trainable_share(load_trained(run, "last").model)
     return {
         "method": method,
+        "label": label,
+        "overrides": list(extra),
+        "sched": sched if method != "none" else None,
         "lr": lr if method != "none" else None,
         "trainable": trainable,
         "trainable_encoder_pct": pct,
@@ -115,7 +149,21 @@ def main() -> None:
         default=[],
         help="a grid for the --grid methods instead; each picks its rate by target_dev WER",
     )
+    ap.add_argument(
+        "--scheds",
+        nargs="*",
+        default=["constant"],
+        help="schedules for the --grid methods: constant, cosine",
+    )
     ap.add_argument("--grid", nargs="*", default=["full", "adapters", "hff+adapters"])
+    ap.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="LABEL METHOD [KEY=VALUE ...]",
+        help="an extra row: METHOD with these overrides; repeatable",
+    )
     ap.add_argument("--methods", nargs="*", default=METHODS)
     ap.add_argument(
         "--set",
@@ -130,33 +178,48 @@ def main() -> None:
     )
     args = ap.parse_args()
     rows, tried = [], []
-    for method in args.methods:
-        lrs = args.lrs if args.lrs and method in args.grid else [args.lr]
-        grid = [adapt_once(args, method, lr) for lr in (lrs if method != "none" else [None])]
+    todo = [(m, m, ()) for m in args.methods]
+    for v in args.variant:
+        if len(v) < 2 or v[1] not in METHODS:
+            raise SystemExit(f"adaptation.py: --variant {v}: needs LABEL METHOD (one of {METHODS})")
+        todo.append((v[0], v[1], tuple(v[2:])))
+    for label, method, extra in todo:
+        searched = method in args.grid
+        lrs = args.lrs if args.lrs and searched else [args.lr]
+        scheds = args.scheds if searched else args.scheds[:1]
+        combos = [(lr, sc) for lr in lrs for sc in scheds] if method != "none" else [(None, "")]
+        grid = [adapt_once(args, method, lr, sc, extra, label) for lr, sc in combos]
         for r in grid:
             print(json.dumps(r), flush=True)
         tried += grid
         rows.append(min(grid, key=lambda r: r["target_dev_wer"]))
     full = next((r for r in rows if r["method"] == "full"), None)
     lines = [
-        "| method | lr | trainable params | % of encoder | activation MiB | step s (× full) "
-        "| target dev WER % | target WER % | source WER % |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| method | lr, schedule | trainable params | % of encoder | activation MiB "
+        "| step s (× full) | target dev WER % | target WER % | source WER % |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         ratio = (
             f" ({r['step_s'] / full['step_s']:.2f}×)" if full and r["step_s"] == r["step_s"] else ""
         )
-        lr = f"{r['lr']:g}" if r["lr"] else "–"
+        lr = f"{r['lr']:g}, {r['sched']}" if r["lr"] else "–"
         lines.append(
-            f"| {r['method']} | {lr} | {r['trainable']:,} | {r['trainable_encoder_pct']:.2f} "
+            f"| {r['label']} | {lr} | {r['trainable']:,} | {r['trainable_encoder_pct']:.2f} "
             f"| {r['activation_MiB']:.1f} | {r['step_s']:.3f}{ratio} | {r['target_dev_wer']:.2f} "
             f"| {r['target_test_wer']:.2f} | {r['source_test_wer']:.2f} |"
         )
     table = "\n".join(lines)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"steps": args.steps, "set": args.set, "rows": rows, "tried": tried}
+    result = {
+        "steps": args.steps,
+        "set": args.set,
+        "scheds": args.scheds,
+        "variants": args.variant,
+        "rows": rows,
+        "tried": tried,
+    }
     (args.out / "adaptation.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "adaptation.md").write_text(table + "\n")
 

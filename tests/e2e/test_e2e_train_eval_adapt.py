@@ -70,6 +70,12 @@ def test_train_resume_eval_decode_transcribe_adapt(workdir: Path) -> None:
     report = json.loads((rundir / "eval" / "source_test" / "report.json").read_text())
     assert report["num_utterances"] > 0 and report["wer"]["ref"] > 0
 
+    # beam search writes beside the greedy report, not over it
+    semiasr("eval", "runs/tiny", "source_test", "--method", "beam", "--beam", "2", cwd=workdir)
+    beam = json.loads((rundir / "eval" / "source_test-beam" / "report.json").read_text())
+    assert beam["method"] == "beam"
+    assert json.loads((rundir / "eval" / "source_test" / "report.json").read_text()) == report
+
     # beam search with shallow fusion of an n-gram LM of the run's training transcripts
     fused = ["--method", "beam", "--lm-weight", "0.5", "--token-bonus", "1", "--lm-order", "4"]
     out = semiasr("eval", "runs/tiny", "source_dev", *fused, "--out", "lm", cwd=workdir).stdout

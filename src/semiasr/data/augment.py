@@ -14,6 +14,12 @@ Every function takes an explicit ``numpy.random.Generator``; the loader seeds on
   noise whose energy falls by 60 dB in RT60 seconds (Polack's statistical model), after a unit
   direct path.
 - Telephone band: resample to 8 kHz, keep 300–3400 Hz, 8-bit μ-law companding, resample back.
+- Vocal tract length perturbation (VTLP): Jaitly & Hinton, "Vocal Tract Length Perturbation (VTLP)
+  improves speech recognition", 2013 — frequencies scaled by α below a boundary (0.6 × Nyquist, their
+  4.8 kHz at 16 kHz), linear above it so that Nyquist stays put; formants move, tempo and pitch do not
+  (speed perturbation moves all three). Applied here to log-mel features: each mel bin takes the
+  value of the unwarped features at the frequency that lands on its centre, by linear interpolation
+  between neighbouring bins.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from torch import Tensor
 
 from semiasr.data.audio import read_audio, resample
 from semiasr.data.config import AugmentConfig
+from semiasr.data.features import _mel
 
 __all__ = [
     "WaveAugmenter",
@@ -35,6 +42,8 @@ __all__ = [
     "spec_augment",
     "speed_perturb",
     "telephone",
+    "vtlp",
+    "vtlp_warp",
 ]
 
 
@@ -126,6 +135,40 @@ def telephone(x: np.ndarray, sample_rate: int, *, mu: int = 255) -> np.ndarray:
     out = np.zeros_like(x)
     out[: min(len(z), len(x))] = z[: len(x)]
     return out
+
+
+def vtlp_warp(
+    f: np.ndarray, alpha: float, nyquist: float, boundary: float = 0.6, *, inverse: bool = False
+) -> np.ndarray:
+    """The VTLP frequency map (Hz → Hz), or its inverse: ``f·α`` up to ``f₀ = b·min(α, 1)/α`` with
+    ``b = boundary · nyquist``, then the straight line from ``(f₀, α·f₀)`` to ``(nyquist, nyquist)``."""
+    f = np.asarray(f, dtype=np.float64)
+    f0 = boundary * nyquist * min(alpha, 1.0) / alpha
+    g0 = alpha * f0
+    if inverse:
+        low = f / alpha
+        high = nyquist - (nyquist - f) * (nyquist - f0) / (nyquist - g0)
+        return np.where(f <= g0, low, high)
+    high = nyquist - (nyquist - g0) / (nyquist - f0) * (nyquist - f)
+    return np.where(f <= f0, alpha * f, high)
+
+
+def vtlp(feats: np.ndarray, alpha: float, sample_rate: int, low_freq: float = 20.0) -> np.ndarray:
+    """Log-mel features ``(T, M)`` (Kaldi bins from ``low_freq`` to Nyquist) as if the spectrum had
+    been warped by :func:`vtlp_warp` with factor ``alpha`` (> 1 moves formants up)."""
+    if alpha == 1.0:
+        return feats
+    m = feats.shape[1]
+    nyquist = 0.5 * sample_rate
+    lo, hi = _mel(low_freq), _mel(nyquist)
+    delta = (hi - lo) / (m + 1)
+    centres = lo + delta * (np.arange(m) + 1)  # mel
+    centres_hz = 700.0 * np.expm1(centres / 1127.0)
+    src = vtlp_warp(centres_hz, alpha, nyquist, inverse=True)
+    pos = np.clip((_mel(src) - lo) / delta - 1.0, 0.0, m - 1.0)  # fractional bin index
+    i0 = np.minimum(np.floor(pos).astype(np.int64), m - 2)
+    w = (pos - i0).astype(np.float32)
+    return (feats[:, i0] * (1.0 - w) + feats[:, i0 + 1] * w).astype(np.float32)
 
 
 class WaveAugmenter:

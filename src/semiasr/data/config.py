@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 class FeatureConfig:
     """80-d Kaldi-compatible log-mel filterbanks of audio resampled to ``sample_rate``.
 
-    ``normalize``: per-utterance or global mean/variance normalisation. ``level_db``: each waveform
+    ``normalize``: mean/variance normalisation per utterance, with the training set's global
+    statistics, or per speaker (each speaker's statistics over its utterances in the split — what
+    Kaldi recipes call per-speaker CMVN; the global statistics where the speaker is unknown). ``level_db``: each waveform
     is scaled to this RMS level in dBFS before features (None: leave the level alone). ``cache``:
     "memory" keeps the features of each utterance once computed (used only where no waveform
     augmentation runs).
@@ -19,7 +21,7 @@ class FeatureConfig:
     num_mel_bins: int = 80
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
-    normalize: str = "utterance"  # "utterance" | "global" | "none"
+    normalize: str = "utterance"  # "utterance" | "global" | "speaker" | "none"
     dither: float = 0.0
     level_db: float | None = -25.0
     cache: str = "none"  # "none" | "memory"
@@ -35,7 +37,8 @@ class AugmentConfig:
     perturbation by a factor from ``speed_factors``; additive noise at an SNR drawn uniformly in
     [min, max] of ``noise_snr_db`` (noise from the audio files in ``noise_dir``, else synthetic
     white/pink/brown noise); reverberation with a simulated room response of RT60 in ``reverb_rt60``
-    seconds; a telephone channel (300–3400 Hz, 8 kHz, μ-law).
+    seconds; a telephone channel (300–3400 Hz, 8 kHz, μ-law). VTLP on the features: with
+    probability ``vtlp_prob``, a warp factor α drawn uniformly in [min, max] of ``vtlp_alpha``.
     """
 
     spec_augment: bool = True
@@ -52,6 +55,8 @@ class AugmentConfig:
     reverb_prob: float = 0.0
     reverb_rt60: list[float] = field(default_factory=lambda: [0.2, 0.8])
     telephone_prob: float = 0.0
+    vtlp_prob: float = 0.0
+    vtlp_alpha: list[float] = field(default_factory=lambda: [0.9, 1.1])
 
 
 @dataclass

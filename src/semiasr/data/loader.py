@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from semiasr.data.audio import normalize_level, read_audio
-from semiasr.data.augment import WaveAugmenter, spec_augment
+from semiasr.data.augment import WaveAugmenter, spec_augment, vtlp
 from semiasr.data.batch import Batch
 from semiasr.data.config import DataConfig
 from semiasr.data.features import GlobalStats, NativeFbank
@@ -170,6 +170,7 @@ class _BatchMaker:
         self, table: UtteranceTable, cfg: DataConfig, *, train: bool, stats: GlobalStats | None
     ):
         self.table, self.cfg, self.train, self.stats = table, cfg, train, stats
+        self.speaker_stats: dict[str, GlobalStats] = {}
         self.sample_rate = int(cfg.features.sample_rate)
         self.fbank = NativeFbank(cfg.features)
         self.wave_aug = WaveAugmenter(cfg.augment, self.sample_rate) if train else None
@@ -234,9 +235,21 @@ class _BatchMaker:
     def collate(
         self, keep: list[int], feats: list[np.ndarray], rng: np.random.Generator | None
     ) -> Batch:
-        """Normalise each utterance, pad to (B, T, F), SpecAugment; numpy until the end (cheap)."""
-        t = self.table
-        feats = [normalize_features(f, self.cfg.features.normalize, self.stats) for f in feats]
+        """VTLP, normalise each utterance, pad to (B, T, F), SpecAugment; numpy until the end."""
+        t, aug = self.table, self.cfg.augment
+        if self.train and rng is not None and aug.vtlp_prob > 0:
+            lo, hi = min(aug.vtlp_alpha), max(aug.vtlp_alpha)
+            feats = [
+                vtlp(f, float(rng.uniform(lo, hi)), self.sample_rate)
+                if rng.random() < aug.vtlp_prob
+                else f
+                for f in feats
+            ]
+        mode, spk = self.cfg.features.normalize, self.speaker_stats
+        feats = [
+            normalize_features(f, mode, self.stats, spk.get(t.speakers[i]))
+            for i, f in zip(keep, feats)
+        ]
         lens = [f.shape[0] for f in feats]
         x = np.zeros((len(feats), max(lens), feats[0].shape[1]), dtype=np.float32)
         for b, f in enumerate(feats):
@@ -260,14 +273,28 @@ class _BatchMaker:
         )
 
 
-def normalize_features(f: np.ndarray, mode: str, stats: GlobalStats | None) -> np.ndarray:
+NORMALIZE_MODES = ("utterance", "global", "speaker", "none")
+
+
+def normalize_features(
+    f: np.ndarray,
+    mode: str,
+    stats: GlobalStats | None,
+    speaker_stats: GlobalStats | None = None,
+) -> np.ndarray:
     """Mean/variance normalisation of one utterance's ``(T, F)`` features as ``features.normalize``
-    says: "utterance" (its own statistics), "global" (``stats``), or "none"."""
+    says: "utterance" (its own statistics), "global" (``stats``), "speaker" (``speaker_stats``, the
+    statistics of its speaker's utterances in the same split; ``stats`` where the speaker is
+    unknown), or "none"."""
     if mode == "utterance":
         return _cmvn(f)
-    if mode == "global" and stats is not None:
-        return (f - stats.mean.astype(np.float32)) * (1.0 / stats.std).astype(np.float32)
-    return f
+    if mode == "speaker" and speaker_stats is not None:
+        stats = speaker_stats
+    elif mode not in ("global", "speaker"):
+        return f
+    if stats is None:
+        return _cmvn(f)
+    return (f - stats.mean.astype(np.float32)) * (1.0 / stats.std).astype(np.float32)
 
 
 def _cmvn(f: np.ndarray, eps: float = 1e-5) -> np.ndarray:
@@ -321,37 +348,45 @@ class Loader:
         self.report = report or DataReport(cfg.skip_bad)
         self.epoch, self.position = 0, 0
         self._resumed = False  # set by load_state_dict until the next iteration starts
-        if cfg.features.normalize not in ("utterance", "global", "none"):
+        mode = cfg.features.normalize
+        if mode not in NORMALIZE_MODES:
             raise ConfigError(
-                f"data.features.normalize is {cfg.features.normalize!r}; "
-                "expected 'utterance', 'global' or 'none'",
+                f"data.features.normalize is {mode!r}; expected one of {', '.join(NORMALIZE_MODES)}",
                 key="data.features.normalize",
             )
         self.maker = _BatchMaker(table, cfg, train=train, stats=feature_stats)
-        if cfg.features.normalize == "global" and feature_stats is None:
+        if mode in ("global", "speaker") and feature_stats is None:
             if not train:
                 raise ConfigError(
-                    "global feature normalisation needs the training loader's feature_stats",
+                    f"{mode} feature normalisation needs the training loader's feature_stats",
                     key="data.features.normalize",
                 )
-            self.maker.stats = self.compute_feature_stats()
+            self.maker.stats, self.maker.speaker_stats = self.compute_feature_stats()
+        elif mode == "speaker":
+            self.maker.speaker_stats = self.compute_feature_stats()[1]
         self._plan: list[np.ndarray] | None = None
 
     @property
     def feature_stats(self) -> GlobalStats | None:
         return self.maker.stats
 
-    def compute_feature_stats(self) -> GlobalStats:
-        """Mean and std of the un-augmented features of every utterance of this loader's table."""
-        acc = GlobalStats.accumulator(int(self.cfg.features.num_mel_bins))
+    def compute_feature_stats(self) -> tuple[GlobalStats, dict[str, GlobalStats]]:
+        """Mean and std of the un-augmented features of every utterance of this loader's table,
+        over all of them and per (known) speaker."""
+        dim = int(self.cfg.features.num_mel_bins)
+        acc = GlobalStats.accumulator(dim)
+        per: dict[str, Any] = {}
         for i in range(len(self.table)):
             try:
                 f = torch.from_numpy(self.maker.features(i, None))
             except DataError as e:
                 self.report.raise_or_skip(e)
                 continue
-            acc.update(f[None], torch.tensor([f.shape[0]]))
-        return acc.finalize()
+            n = torch.tensor([f.shape[0]])
+            acc.update(f[None], n)
+            if spk := self.table.speakers[i]:
+                per.setdefault(spk, GlobalStats.accumulator(dim)).update(f[None], n)
+        return acc.finalize(), {k: a.finalize() for k, a in per.items()}
 
     def plan(self) -> list[np.ndarray]:
         """This rank's batches (index arrays into the table) for the current epoch."""
@@ -452,8 +487,10 @@ def build_dataloader(
     """The loader over ``split_names`` of ``data_cfg.root`` (see :func:`load_splits`).
 
     Training loaders shuffle and augment; evaluation loaders go shortest first with no augmentation.
-    With ``features.normalize == "global"`` a training loader computes ``loader.feature_stats``
-    (save them with the model) and evaluation loaders must be given them. Token ids are empty
+    With ``features.normalize`` "global" or "speaker" a training loader computes
+    ``loader.feature_stats`` (save them with the model) and evaluation loaders must be given them;
+    with "speaker" every loader also computes each speaker's statistics over its own utterances
+    (unsupervised: audio only), and the global ones serve utterances with no speaker. Token ids are empty
     (``token_lengths`` 0) for utterances marked ``"labelled": false``, and for all with
     ``labels=False`` or no tokenizer (unsupervised training); ``texts`` keep the references.
     """

@@ -7,14 +7,16 @@ Weight decay, when given a model: every trainable parameter with fewer than two 
 (biases, the scales and shifts of LayerNorm / BatchNorm / RMSNorm, scalar gains) goes into a
 second parameter group with ``weight_decay = 0``; matrices, convolution kernels and embeddings
 (two or more dimensions) decay with ``optim.weight_decay``. Frozen parameters
-(``requires_grad=False``) are left out. Given an iterable of tensors or of parameter-group
+(``requires_grad=False``) are left out. ``optim.lr_scales`` splits the groups further: the
+parameters whose name matches a glob get ``lr = factor · optim.lr`` (the schedule then scales every
+group's rate alike). Given an iterable of tensors or of parameter-group
 dicts instead, the groups are used as they are.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -22,6 +24,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from semiasr.errors import ConfigError
+from semiasr.globs import name_matches_any
 from semiasr.optim.fadam import FAdam
 
 __all__ = ["OPTIMIZERS", "build_optimizer", "decay_groups"]
@@ -29,18 +32,49 @@ __all__ = ["OPTIMIZERS", "build_optimizer", "decay_groups"]
 OPTIMIZERS = ("adamw", "fadam")
 
 
-def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two parameter groups: tensors with ndim ≥ 2 decay, tensors with ndim < 2 do not.
-    Empty groups are dropped."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return [g for g in groups if g["params"]]
+def decay_groups(
+    model: nn.Module,
+    weight_decay: float,
+    lr_scales: Mapping[str, float] | None = None,
+    lr: float | None = None,
+) -> list[dict[str, Any]]:
+    """Parameter groups: tensors with ndim ≥ 2 decay, tensors with ndim < 2 do not; with
+    ``lr_scales`` ({glob: factor}, the first matching glob wins) each of those splits by factor, and
+    a group with factor f ≠ 1 gets ``lr = f · lr``. Empty groups are dropped. Raises ConfigError
+    for a glob that matches no trainable parameter (a typo would otherwise change nothing)."""
+    scales = {str(k): float(v) for k, v in (lr_scales or {}).items()}
+    if scales and lr is None:
+        raise ConfigError("decay_groups: lr_scales needs the base lr")
+    for pat, f in scales.items():
+        if not f > 0:
+            raise ConfigError(f"optim.lr_scales[{pat!r}] = {f}: must be > 0", key="optim.lr_scales")
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    used = set()
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        pat = next((p for p in scales if name_matches_any(name, [p])), None)
+        used.add(pat)
+        key = (param.ndim >= 2, scales[pat] if pat is not None else 1.0)
+        groups.setdefault(key, []).append(param)
+    unused = [p for p in scales if p not in used]
+    if unused:
+        names = [n for n, p in model.named_parameters() if p.requires_grad][:6]
+        raise ConfigError(
+            f"optim.lr_scales: {unused} select no trainable parameter (none matches, or an "
+            f"earlier glob took them all); e.g. {names}",
+            key="optim.lr_scales",
+        )
+    out = []
+    for decay in (True, False):
+        for (d, f), params in sorted(groups.items(), key=lambda kv: kv[0][1]):
+            if d != decay:
+                continue
+            g: dict[str, Any] = {"params": params, "weight_decay": weight_decay if d else 0.0}
+            if f != 1.0:
+                g["lr"] = f * float(lr)  # type: ignore[arg-type]
+            out.append(g)
+    return out
 
 
 def build_optimizer(
@@ -52,7 +86,8 @@ def build_optimizer(
     name = str(cfg.name)
     wd = float(cfg.weight_decay)
     if isinstance(params_or_model, nn.Module):
-        params: Any = decay_groups(params_or_model, wd)
+        scales = getattr(cfg, "lr_scales", None) or {}
+        params: Any = decay_groups(params_or_model, wd, scales, float(cfg.lr))
     else:
         params = list(params_or_model)
     if not params:

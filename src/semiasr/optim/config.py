@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
 class OptimConfig:
     """``name`` is "adamw" or "fadam". ``clip`` (the per-tensor RMS bound c; ``.inf`` turns it
     off) and ``p`` (the Fisher exponent) are used by FAdam only. ``weight_decay`` is AdamW's
-    decoupled decay or FAdam's λ; parameters with fewer than two dimensions never decay."""
+    decoupled decay or FAdam's λ; parameters with fewer than two dimensions never decay.
+    ``lr_scales``: {parameter-name glob: factor} — a parameter matching a glob (the first that
+    matches, see :mod:`semiasr.globs`) learns at ``factor · lr`` (e.g. ``{adapters: 3.0}``: new
+    modules faster than the pretrained parts around them)."""
 
     name: str = "adamw"
     lr: float = 1e-3
@@ -19,6 +22,7 @@ class OptimConfig:
     weight_decay: float = 1e-3
     clip: float = 1.0
     p: float = 0.5
+    lr_scales: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -21,7 +21,13 @@ from semiasr.errors import ConfigError
 from semiasr.models.build import build_model
 from semiasr.objectives import objective_for
 from semiasr.rundir import RunDir
-from semiasr.tasks.common import STATS_FILE, TOKENIZER_FILE, load_stats, load_tokenizer
+from semiasr.tasks.common import (
+    STATS_FILE,
+    TOKENIZER_FILE,
+    load_stats,
+    load_tokenizer,
+    save_stats,
+)
 from semiasr.tasks.evaluate import checkpoint_of
 from semiasr.tasks.train import fit, open_run
 from semiasr.train import FitSummary, set_seed
@@ -82,6 +88,11 @@ def adapt(
     loader = build_dataloader(
         cfg.data, list(cfg.data.train), tokenizer, train=True, seed=cfg.seed, feature_stats=stats
     )
+    # a base trained with per-utterance statistics has none; adapting with global or per-speaker
+    # normalisation then uses (and saves) those of the adaptation data
+    if stats is None and loader.feature_stats is not None:
+        stats = loader.feature_stats
+        save_stats(run.path, stats)
     summary = fit(cfg, run, model, objective, tokenizer, loader, stats, progress)
     save_adaptation(run.path / ADAPTATION_FILE, model, extra={"base_checkpoint": str(ckpt)})
     return run, summary

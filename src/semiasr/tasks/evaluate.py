@@ -193,7 +193,8 @@ def evaluate_run(
     lm_path: str | Path | None = None,
 ) -> dict[str, EvalReport]:
     """Decode and score each split; write ``report.md``/``report.json``/``wer.png`` per split under
-    ``out_dir`` (default ``<run>/eval/<split>``). ``lm_weight``/``token_bonus``: shallow fusion in
+    ``out_dir`` (default ``<run>/eval/<split>``, or ``<run>/eval/<split>-<method>`` for a search
+    other than greedy). ``lm_weight``/``token_bonus``: shallow fusion in
     beam search (see :func:`with_lm`)."""
     check_lm_options(method, lm_weight, token_bonus, lm_path)
     decoder = load_trained(run_dir, which, overrides=data_overrides)
@@ -220,7 +221,9 @@ def evaluate_run(
                     "lm": str(lm_path) if lm_path is not None else "the run's training transcripts",
                 }
             )
-        target = Path(out_dir) / split if out_dir else Path(run_dir) / "eval" / split
+        # by default beside the greedy report, not over it (as the demo's reports)
+        folder = split if method == "greedy" else f"{split}-{method}"
+        target = Path(out_dir) / split if out_dir else Path(run_dir) / "eval" / folder
         write_report(rep, target, title=f"{split}: {what} decoding", command=command)
         reports[split] = rep
     return reports

@@ -15,8 +15,11 @@ from semiasr.data.augment import (
     spec_augment,
     speed_perturb,
     telephone,
+    vtlp,
+    vtlp_warp,
 )
 from semiasr.data.config import AugmentConfig
+from semiasr.data.features import kaldi_mel_banks
 
 
 def _masks(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,3 +132,44 @@ def test_data_wave_augmenter_seeded_and_switchable() -> None:
     a, b = on(x, np.random.default_rng(5)), on(x, np.random.default_rng(5))
     np.testing.assert_array_equal(a, b)
     assert np.isfinite(a).all() and not np.array_equal(a[: len(x)], x[: len(a)])
+
+
+@pytest.mark.parametrize("alpha", [0.9, 1.0, 1.12])
+def test_data_vtlp_warp_is_piecewise_linear_and_invertible(alpha: float) -> None:
+    nyq = 4000.0
+    f = np.linspace(0.0, nyq, 801)
+    g = vtlp_warp(f, alpha, nyq)
+    assert np.all(np.diff(g) > 0) and g[0] == 0.0 and g[-1] == pytest.approx(nyq)
+    f0 = 0.6 * nyq * min(alpha, 1.0) / alpha
+    np.testing.assert_allclose(g[f <= f0], alpha * f[f <= f0])
+    np.testing.assert_allclose(vtlp_warp(g, alpha, nyq, inverse=True), f, atol=1e-9)
+
+
+def test_data_vtlp_features_match_a_warped_spectrum() -> None:
+    """Log-mel of a spectrum warped in Hz (float64 reference) ≈ vtlp() of the log-mel of the
+    unwarped spectrum; α = 1 returns the features themselves."""
+    sr, fft, m = 8000, 2048, 40
+    banks = kaldi_mel_banks(m, fft, sr)[:, : fft // 2 + 1]
+    hz = np.arange(fft // 2 + 1) * sr / fft
+
+    def spectrum(x):  # two smooth formant-like peaks on a floor
+        return (
+            1e-3
+            + np.exp(-(((x - 700.0) / 150.0) ** 2))
+            + 0.5 * np.exp(-(((x - 2200.0) / 250.0) ** 2))
+        )
+
+    logmel = np.log(banks @ spectrum(hz))[None].astype(np.float32)
+    assert vtlp(logmel, 1.0, sr) is logmel
+    for alpha in (0.9, 1.1):
+        warped = np.log(banks @ spectrum(vtlp_warp(hz, alpha, sr / 2, inverse=True)))
+        got = vtlp(logmel, alpha, sr)[0]
+        # centre of mass (in bins) of the 700 Hz formant: moved by α, to where the reference has it
+        c_got, c_ref, c_old = (
+            float(np.sum(np.arange(22) * np.exp(v[:22])) / np.sum(np.exp(v[:22])))
+            for v in (got, warped, logmel[0])
+        )
+        assert abs(c_got - c_ref) < 0.1 and abs(c_got - c_old) > 0.8
+        assert (c_got > c_old) == (alpha > 1)
+        np.testing.assert_allclose(got, warped, atol=0.3)
+        assert np.abs(got - warped).mean() < 0.08

@@ -14,7 +14,7 @@ import torch
 
 from semiasr.data.batch import Batch
 from semiasr.data.config import AugmentConfig, BatchingConfig, DataConfig, FeatureConfig
-from semiasr.data.loader import build_dataloader, corpus_texts, domain_map
+from semiasr.data.loader import build_dataloader, corpus_texts, domain_map, normalize_features
 from semiasr.data.tokenizer import build_tokenizer
 from semiasr.errors import ConfigError, DataError
 
@@ -249,3 +249,90 @@ def test_data_unlabelled_utterances_have_no_tokens(make_corpus) -> None:
     plain = build_dataloader(cfg, ["source_train"], None, train=True, labels=False)
     b = next(iter(plain))
     assert b.tokens.shape == (len(b), 0) and b.texts[0]
+
+
+def test_data_speaker_normalisation(make_corpus) -> None:
+    """normalize=speaker: each speaker's frames have mean 0 and std 1 over that speaker (float64
+    reference), in training and evaluation loaders alike; an utterance with no speaker gets the
+    training set's global statistics, as does a file normalised outside a loader."""
+    root = make_corpus({"source_train": 18, "target_test": 9})
+    rows = [json.loads(x) for x in (root / "target_test.jsonl").read_text().splitlines()]
+    rows[0]["speaker"] = ""
+    (root / "target_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = _cfg(
+        root,
+        augment=AugmentConfig(spec_augment=False),
+        features=FeatureConfig(normalize="speaker"),
+    )
+    tok = _tok(cfg)
+    train = build_dataloader(cfg, ["source_train"], tok, train=True)
+    stats = train.feature_stats
+    assert stats is not None and set(train.maker.speaker_stats) == {"spk0", "spk1", "spk2"}
+    ev = build_dataloader(cfg, ["target_test"], tok, train=False, feature_stats=stats)
+    assert ev.feature_stats is stats
+    for loader in (train, ev):
+        raw = {i: loader.maker.features(k, None) for k, i in enumerate(loader.table.ids)}
+        spk = dict(zip(loader.table.ids, loader.table.speakers))
+        got: dict[str, list[torch.Tensor]] = {}
+        for b in loader:
+            for k in range(len(b)):
+                f = b.features[k, : b.feature_lengths[k]].double()
+                got.setdefault(spk[b.cut_ids[k]], []).append(f)
+                if not spk[b.cut_ids[k]]:
+                    ref = (raw[b.cut_ids[k]] - stats.mean) / stats.std
+                    torch.testing.assert_close(f, torch.from_numpy(ref), atol=1e-4, rtol=0)
+        for s, fs in got.items():
+            if not s:
+                continue
+            frames = torch.cat(fs)
+            ref = np.concatenate([raw[i] for i in raw if spk[i] == s]).astype(np.float64)
+            want = (ref - ref.mean(0)) / np.sqrt(np.maximum(ref.var(0), 1e-6))
+            torch.testing.assert_close(
+                frames.mean(0), torch.zeros(80, dtype=torch.float64), atol=1e-3, rtol=0
+            )
+            torch.testing.assert_close(
+                torch.sort(frames.flatten()).values,
+                torch.sort(torch.from_numpy(want).flatten()).values,
+                atol=1e-3,
+                rtol=0,
+            )
+    assert "" in got and len(got) == 4
+    f = ev.maker.features(0, None)
+    torch.testing.assert_close(
+        torch.from_numpy(normalize_features(f, "speaker", stats)),
+        torch.from_numpy(((f - stats.mean) / stats.std).astype(np.float32)),
+    )
+    with pytest.raises(ConfigError, match="speaker feature normalisation needs"):
+        build_dataloader(cfg, ["target_test"], tok, train=False)
+    with pytest.raises(ConfigError, match="expected one of"):
+        build_dataloader(
+            replace(cfg, features=FeatureConfig(normalize="speakers")),
+            ["target_test"],
+            tok,
+            train=False,
+        )
+
+
+def test_data_loader_vtlp_is_seeded_and_training_only(make_corpus) -> None:
+    root = make_corpus()
+    base = AugmentConfig(spec_augment=False)
+    on = replace(base, vtlp_prob=1.0, vtlp_alpha=[1.15, 1.2])
+    tok = _tok(_cfg(root))
+
+    def first(aug: AugmentConfig, train: bool = True) -> Batch:
+        cfg = _cfg(root, augment=aug, features=FeatureConfig(normalize="none"))
+        return next(iter(build_dataloader(cfg, ["source_train"], tok, train=train, seed=3)))
+
+    plain, warped = first(base), first(on)
+    assert plain.cut_ids == warped.cut_ids
+    assert not torch.allclose(plain.features, warped.features)
+    _same(warped, first(on))  # same seed, same warps
+    _same(first(base, train=False), first(on, train=False))  # never at evaluation
+    # a warp factor > 1 moves energy up: the mean spectral centroid rises
+    bins = torch.arange(80, dtype=torch.float32)
+
+    def centroid(b: Batch) -> float:
+        e = b.features.exp() * (b.features != 0)
+        return float((e * bins).sum() / e.sum())
+
+    assert centroid(warped) > centroid(plain) + 1.0

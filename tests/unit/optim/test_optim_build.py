@@ -11,6 +11,7 @@ from torch import nn
 from semiasr.config import load_config
 from semiasr.errors import ConfigError
 from semiasr.optim import FAdam, OptimConfig, build_optimizer, build_scheduler, decay_groups
+from semiasr.optim.schedules import make_schedule
 
 
 def small_model():
@@ -82,3 +83,40 @@ def test_model_without_trainable_parameters_is_an_error():
     model = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ConfigError, match="no trainable parameters"):
         build_optimizer(model, OptimConfig())
+
+
+def test_lr_scales_split_groups_first_glob_wins_and_the_schedule_scales_all():
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2))
+    cfg = load_config(
+        None,
+        [
+            "optim.lr=0.002",
+            "optim.weight_decay=0.1",
+            "optim.lr_scales={'2': 5.0, '*': 0.5}",
+            "sched.name=cosine",
+            "sched.warmup_steps=0",
+        ],
+    )
+    opt = build_optimizer(model, cfg.optim)
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert lr_of[id(model[2].weight)] == lr_of[id(model[2].bias)] == pytest.approx(0.01)
+    assert lr_of[id(model[0].weight)] == lr_of[id(model[1].bias)] == pytest.approx(0.001)
+    assert wd_of[id(model[2].weight)] == 0.1 and wd_of[id(model[2].bias)] == 0.0
+    assert len(opt.param_groups) == 4
+    sched = build_scheduler(opt, cfg.sched, 10)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    ratios = {g["lr"] / g["initial_lr"] for g in opt.param_groups}
+    assert len(ratios) == 1 and math.isclose(ratios.pop(), make_schedule(cfg.sched, 10)(5))
+
+
+def test_lr_scales_refuse_a_glob_that_selects_nothing():
+    model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
+    with pytest.raises(ConfigError, match="select no trainable parameter"):
+        build_optimizer(model, OptimConfig(lr_scales={"adapters": 3.0}))
+    with pytest.raises(ConfigError, match="select no trainable parameter"):
+        build_optimizer(model, OptimConfig(lr_scales={"*": 2.0, "1": 3.0}))
+    with pytest.raises(ConfigError, match="must be > 0"):
+        build_optimizer(model, OptimConfig(lr_scales={"1": 0.0}))

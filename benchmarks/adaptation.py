@@ -3,7 +3,8 @@
 From a trained source-domain run (the demo's), each method adapts for the same number of updates on
 ``target_train`` with the same optimizer settings; then the table reports per method: trainable
 parameters as % of the encoder, activation memory autograd keeps for one real training batch, step
-time (the adaptation run's wall clock per update, relative to full fine-tuning), target dev, target
+time (seconds per update between the first and last logged steps of the adaptation run, relative to
+full fine-tuning), target dev, target
 test and source test WER after adaptation (greedy, last checkpoint). With ``--lrs`` and
 ``--scheds``, each ``--grid`` method trains at every rate under every schedule (``constant``, or
 ``cosine``: linear warm-up over the first 10% of the updates, then cosine decay to 2% of the rate)
@@ -69,6 +70,18 @@ def wers(run: Path, which: str = "last") -> dict[str, float]:
     }
 
 
+def steady_step_s(run: Path, fallback: float) -> float:
+    """Seconds per update between the first and the last logged training step (the metrics'
+    wall-clock stamps), so start-up, the first batch and the final checkpoint are left out; every
+    method sees the same batches in the same order. ``fallback`` where fewer than two stamps."""
+    path = run / "metrics.jsonl"
+    recs = [json.loads(x) for x in path.read_text().splitlines() if x] if path.is_file() else []
+    recs = [r for r in recs if r.get("split") == "train" and "time" in r]
+    if len(recs) < 2 or recs[-1]["step"] <= recs[0]["step"]:
+        return fallback
+    return (recs[-1]["time"] - recs[0]["time"]) / (recs[-1]["step"] - recs[0]["step"])
+
+
 def schedule(name: str, steps: int) -> list[str]:
     """Overrides for a ``--scheds`` entry."""
     if name == "constant":
@@ -129,7 +142,7 @@ def adapt_once(
         "trainable": trainable,
         "trainable_encoder_pct": pct,
         "activation_MiB": activation_mib(run, method) if method != "none" else float("nan"),
-        "step_s": train_s / steps if steps else float("nan"),
+        "step_s": steady_step_s(run, train_s / steps) if steps else float("nan"),
         **{f"{k}_wer": v for k, v in wers(run, args.which if method == "none" else "last").items()},
         "seconds": time.perf_counter() - t0,
     }
@@ -177,6 +190,10 @@ def main() -> None:
         "--which", default="averaged", help="base checkpoint: averaged (else last), last, best"
     )
     args = ap.parse_args()
+    if not args.scheds:
+        raise SystemExit("adaptation.py: --scheds needs at least one schedule")
+    for sc in args.scheds:
+        schedule(sc, args.steps)  # unknown names stop here, before anything trains
     rows, tried = [], []
     todo = [(m, m, ()) for m in args.methods]
     for v in args.variant:
@@ -193,7 +210,7 @@ def main() -> None:
             print(json.dumps(r), flush=True)
         tried += grid
         rows.append(min(grid, key=lambda r: r["target_dev_wer"]))
-    full = next((r for r in rows if r["method"] == "full"), None)
+    full = next((r for r in rows if r["label"] == "full"), None)
     lines = [
         "| method | lr, schedule | trainable params | % of encoder | activation MiB "
         "| step s (× full) | target dev WER % | target WER % | source WER % |",

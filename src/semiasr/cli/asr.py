@@ -63,7 +63,10 @@ def register(app: typer.Typer) -> None:
         method: Annotated[str, typer.Option(help="greedy or beam.")] = "greedy",
         beam: Annotated[int, typer.Option(help="Beam width for beam search.")] = 4,
         out: Annotated[
-            Path | None, typer.Option(help="Output folder (default <run>/eval).")
+            Path | None,
+            typer.Option(
+                help="Output folder: <out>/<split>/ (default <run>/eval/<split>/, <split>-beam/ for beam search)."
+            ),
         ] = None,
         lm_weight: LmWeight = 0.0,
         token_bonus: TokenBonus = 0.0,

@@ -163,6 +163,16 @@ def load_config(
     _check_keys(ExperimentConfig, tree, "", "override")
     cfg = _merge(cfg, tree, "override")
     OmegaConf.set_readonly(cfg, False)
+    # an override of a free-form mapping (e.g. optim.lr_scales={...}) replaces it: a merge could
+    # only ever add keys, so inherited entries could not be dropped
+    for item in overrides:
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        node = OmegaConf.select(cfg, key)
+        if isinstance(node, DictConfig) and OmegaConf.get_type(node) is dict:
+            value = yaml.safe_load(raw) if raw != "" else {}
+            if isinstance(value, dict):
+                OmegaConf.update(cfg, key, value, merge=False)
     return cfg  # type: ignore[return-value]
 
 

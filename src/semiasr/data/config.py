@@ -10,8 +10,9 @@ class FeatureConfig:
     """80-d Kaldi-compatible log-mel filterbanks of audio resampled to ``sample_rate``.
 
     ``normalize``: mean/variance normalisation per utterance, with the training set's global
-    statistics, or per speaker (each speaker's statistics over its utterances in the split — what
-    Kaldi recipes call per-speaker CMVN; the global statistics where the speaker is unknown). ``level_db``: each waveform
+    statistics, or per speaker (each speaker's statistics over its utterances in the loader's
+    splits, pooled — what Kaldi recipes call per-speaker CMVN; the global statistics where the
+    speaker is unknown). ``level_db``: each waveform
     is scaled to this RMS level in dBFS before features (None: leave the level alone). ``cache``:
     "memory" keeps the features of each utterance once computed (used only where no waveform
     augmentation runs).

@@ -284,8 +284,8 @@ def normalize_features(
 ) -> np.ndarray:
     """Mean/variance normalisation of one utterance's ``(T, F)`` features as ``features.normalize``
     says: "utterance" (its own statistics), "global" (``stats``), "speaker" (``speaker_stats``, the
-    statistics of its speaker's utterances in the same split; ``stats`` where the speaker is
-    unknown), or "none"."""
+    statistics of its speaker's utterances in the loader's splits, pooled across them; ``stats``
+    where the speaker is unknown), or "none". Without the statistics a mode needs, per utterance."""
     if mode == "utterance":
         return _cmvn(f)
     if mode == "speaker" and speaker_stats is not None:
@@ -353,6 +353,15 @@ class Loader:
             raise ConfigError(
                 f"data.features.normalize is {mode!r}; expected one of {', '.join(NORMALIZE_MODES)}",
                 key="data.features.normalize",
+            )
+        aug = cfg.augment
+        if aug.vtlp_prob > 0 and (
+            not aug.vtlp_alpha or min(aug.vtlp_alpha) <= 0 or int(cfg.features.num_mel_bins) < 2
+        ):
+            raise ConfigError(
+                f"data.augment.vtlp_alpha is {list(aug.vtlp_alpha)}: VTLP needs warp factors > 0 "
+                f"(e.g. [0.9, 1.1]) and at least 2 mel bins",
+                key="data.augment.vtlp_alpha",
             )
         self.maker = _BatchMaker(table, cfg, train=train, stats=feature_stats)
         if mode in ("global", "speaker") and feature_stats is None:

@@ -42,7 +42,7 @@ def decay_groups(
     ``lr_scales`` ({glob: factor}, the first matching glob wins) each of those splits by factor, and
     a group with factor f ≠ 1 gets ``lr = f · lr``. Empty groups are dropped. Raises ConfigError
     for a glob that matches no trainable parameter (a typo would otherwise change nothing)."""
-    scales = {str(k): float(v) for k, v in (lr_scales or {}).items()}
+    scales = {str(k): float(v) for k, v in (lr_scales or {}).items()}  # YAML order: first wins
     if scales and lr is None:
         raise ConfigError("decay_groups: lr_scales needs the base lr")
     for pat, f in scales.items():
@@ -61,18 +61,19 @@ def decay_groups(
     if unused:
         names = [n for n, p in model.named_parameters() if p.requires_grad][:6]
         raise ConfigError(
-            f"optim.lr_scales: {unused} select no trainable parameter (none matches, or an "
-            f"earlier glob took them all); e.g. {names}",
+            f"optim.lr_scales: {unused} select no trainable parameter (none matches, only "
+            f"frozen ones do, or an earlier glob took them all); trainable are e.g. {names}",
             key="optim.lr_scales",
         )
     out = []
     for decay in (True, False):
-        for (d, f), params in sorted(groups.items(), key=lambda kv: kv[0][1]):
+        for (d, f), params in sorted(groups.items(), key=lambda kv: (kv[0][1] != 1.0, kv[0][1])):
             if d != decay:
                 continue
             g: dict[str, Any] = {"params": params, "weight_decay": weight_decay if d else 0.0}
             if f != 1.0:
                 g["lr"] = f * float(lr)  # type: ignore[arg-type]
+                g["lr_scale"] = f  # the trainer logs lr / lr_scale: the base rate
             out.append(g)
     return out
 
@@ -89,6 +90,11 @@ def build_optimizer(
         scales = getattr(cfg, "lr_scales", None) or {}
         params: Any = decay_groups(params_or_model, wd, scales, float(cfg.lr))
     else:
+        if getattr(cfg, "lr_scales", None):
+            raise ConfigError(
+                "optim.lr_scales needs a model (parameter names), not a list of tensors or groups",
+                key="optim.lr_scales",
+            )
         params = list(params_or_model)
     if not params:
         raise ConfigError(f"optim.name={name}: no trainable parameters to optimize")

@@ -58,6 +58,7 @@ def adaptation_config(
         "sched.name=constant",
         "sched.warmup_steps=0",
         "train.average_last=0",
+        "optim.lr_scales={}",  # the base run's factors name parameters that may now be frozen
     ]
     return as_object(load_config(base / "config.yaml", [*defaults, *overrides]))
 

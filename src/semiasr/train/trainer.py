@@ -552,7 +552,7 @@ class Trainer:
                 "step": step,
                 "epoch": self.epoch,
                 **window.means(),
-                "lr": float(self.optimizer.param_groups[0]["lr"]),
+                "lr": _base_lr(self.optimizer),
                 "grad_norm": grad_norm,
                 "bad_steps": self.bad_total,
                 **speed.rate(),
@@ -702,3 +702,9 @@ class Trainer:
             if getattr(h, "baseFilename", None) == target:
                 self.log.removeHandler(h)
                 h.close()
+
+
+def _base_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The scheduled base rate: group 0's, divided by its ``optim.lr_scales`` factor if it has one."""
+    g = optimizer.param_groups[0]
+    return float(g["lr"]) / float(g.get("lr_scale", 1.0))

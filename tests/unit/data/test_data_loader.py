@@ -297,6 +297,19 @@ def test_data_speaker_normalisation(make_corpus) -> None:
                 rtol=0,
             )
     assert "" in got and len(got) == 4
+    # waveform augmentation never reaches the statistics
+    aug = AugmentConfig(speed_perturb=True, noise_snr_db=[5.0, 10.0], noise_prob=1.0)
+    noisy = build_dataloader(replace(cfg, augment=aug), ["source_train"], tok, train=True)
+    for s, st in train.maker.speaker_stats.items():
+        np.testing.assert_array_equal(noisy.maker.speaker_stats[s].mean, st.mean)
+    np.testing.assert_array_equal(noisy.feature_stats.std, stats.std)
+    with pytest.raises(ConfigError, match="vtlp_alpha"):
+        build_dataloader(
+            replace(cfg, augment=AugmentConfig(vtlp_prob=0.5, vtlp_alpha=[])),
+            ["source_train"],
+            tok,
+            train=True,
+        )
     f = ev.maker.features(0, None)
     torch.testing.assert_close(
         torch.from_numpy(normalize_features(f, "speaker", stats)),

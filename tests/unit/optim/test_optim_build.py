@@ -108,8 +108,12 @@ def test_lr_scales_split_groups_first_glob_wins_and_the_schedule_scales_all():
     for _ in range(5):
         opt.step()
         sched.step()
-    ratios = {g["lr"] / g["initial_lr"] for g in opt.param_groups}
-    assert len(ratios) == 1 and math.isclose(ratios.pop(), make_schedule(cfg.sched, 10)(5))
+    want = make_schedule(cfg.sched, 10)(5)
+    assert all(math.isclose(g["lr"] / g["initial_lr"], want) for g in opt.param_groups)
+    # the trainer logs the base rate: group 0's divided by its factor
+    assert all(
+        math.isclose(g["lr"] / g.get("lr_scale", 1.0), 0.002 * want) for g in opt.param_groups
+    )
 
 
 def test_lr_scales_refuse_a_glob_that_selects_nothing():
@@ -118,5 +122,18 @@ def test_lr_scales_refuse_a_glob_that_selects_nothing():
         build_optimizer(model, OptimConfig(lr_scales={"adapters": 3.0}))
     with pytest.raises(ConfigError, match="select no trainable parameter"):
         build_optimizer(model, OptimConfig(lr_scales={"*": 2.0, "1": 3.0}))
+    with pytest.raises(ConfigError, match="needs a model"):
+        build_optimizer(model.parameters(), OptimConfig(lr_scales={"1": 2.0}))
     with pytest.raises(ConfigError, match="must be > 0"):
         build_optimizer(model, OptimConfig(lr_scales={"1": 0.0}))
+
+
+def test_lr_scales_override_replaces_the_mapping():
+    """A later `optim.lr_scales={...}` replaces the earlier mapping (a merge could only add keys, so
+    an adaptation could never drop the factors its base run used)."""
+    cfg = load_config(None, ["optim.lr_scales={encoder: 0.5, joiner: 2}", "optim.lr_scales={b: 3}"])
+    assert dict(cfg.optim.lr_scales) == {"b": 3.0}
+    assert (
+        dict(load_config(None, ["optim.lr_scales={a: 2}", "optim.lr_scales={}"]).optim.lr_scales)
+        == {}
+    )

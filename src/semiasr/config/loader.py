@@ -117,19 +117,24 @@ def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
         ) from None
 
 
+def _split_override(item: str) -> tuple[str, Any]:
+    """``"a.b=[1, 2]"`` → ``("a.b", [1, 2])``: the dotted key and the YAML-parsed value."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' is not of the form key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{item}' has an empty key")
+    try:
+        return key, (yaml.safe_load(raw) if raw != "" else "")
+    except yaml.YAMLError:
+        return key, raw
+
+
 def _parse_overrides(overrides: list[str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override '{item}' is not of the form key=value")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        if not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"override '{item}' has an empty key")
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
+        key, value = _split_override(item)
         node = tree
         parts = key.split(".")
         for part in parts[:-1]:
@@ -165,12 +170,9 @@ def load_config(
     OmegaConf.set_readonly(cfg, False)
     # an override of a free-form mapping (e.g. optim.lr_scales={...}) replaces it: a merge could
     # only ever add keys, so inherited entries could not be dropped
-    for item in overrides:
-        key, raw = item.split("=", 1)
-        key = key.strip()
+    for key, value in map(_split_override, overrides):
         node = OmegaConf.select(cfg, key)
         if isinstance(node, DictConfig) and OmegaConf.get_type(node) is dict:
-            value = yaml.safe_load(raw) if raw != "" else {}
             if isinstance(value, dict):
                 OmegaConf.update(cfg, key, value, merge=False)
     return cfg  # type: ignore[return-value]

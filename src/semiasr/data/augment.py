@@ -32,7 +32,7 @@ from torch import Tensor
 
 from semiasr.data.audio import read_audio, resample
 from semiasr.data.config import AugmentConfig
-from semiasr.data.features import _mel
+from semiasr.data.features import _mel, _mel_inv
 
 __all__ = [
     "WaveAugmenter",
@@ -162,9 +162,8 @@ def vtlp(feats: np.ndarray, alpha: float, sample_rate: int, low_freq: float = 20
     nyquist = 0.5 * sample_rate
     lo, hi = _mel(low_freq), _mel(nyquist)
     delta = (hi - lo) / (m + 1)
-    centres = lo + delta * (np.arange(m) + 1)  # mel
-    centres_hz = 700.0 * np.expm1(centres / 1127.0)
-    src = vtlp_warp(centres_hz, alpha, nyquist, inverse=True)
+    centres = _mel_inv(lo + delta * (np.arange(m) + 1))  # Hz, as kaldi_mel_banks' filters
+    src = vtlp_warp(centres, alpha, nyquist, inverse=True)
     pos = np.clip((_mel(src) - lo) / delta - 1.0, 0.0, m - 1.0)  # fractional bin index
     i0 = np.minimum(np.floor(pos).astype(np.int64), m - 2)
     w = (pos - i0).astype(np.float32)

@@ -51,6 +51,10 @@ def _mel(f: np.ndarray | float) -> np.ndarray:
     return 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)
 
 
+def _mel_inv(m: np.ndarray | float) -> np.ndarray:
+    return 700.0 * np.expm1(np.asarray(m, dtype=np.float64) / 1127.0)
+
+
 def kaldi_mel_banks(
     num_bins: int, fft_size: int, sample_rate: float, low_freq: float = 20.0, high_freq: float = 0.0
 ) -> np.ndarray:

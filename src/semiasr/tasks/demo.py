@@ -16,7 +16,7 @@ from semiasr.decoding.config import DecodeConfig
 from semiasr.eval import evaluate, plot_training_curves, write_report
 from semiasr.rundir import atomic_write_text
 from semiasr.tasks.adapt import adapt, adaptation_config
-from semiasr.tasks.evaluate import decode_split, load_trained, with_lm
+from semiasr.tasks.evaluate import decode_split, load_trained, report_folder, with_lm
 from semiasr.tasks.train import train
 
 __all__ = ["run_demo"]
@@ -42,9 +42,10 @@ def _score(
         utts, timing = decode_split(decoder, split, method=decode.method, beam=decode.beam)
         rep = evaluate(utts)
         rep.extra.update({"split": split, "decoding": decode.describe(), **timing})
-        folder = split if decode.method == "greedy" else f"{split}-{decode.method}"
         write_report(
-            rep, run_path / "eval" / folder, title=f"{title}: {split}, {decode.describe()}"
+            rep,
+            run_path / "eval" / report_folder(split, decode.method),
+            title=f"{title}: {split}, {decode.describe()}",
         )
         rows[split] = {
             "wer": rep.wer,

@@ -178,6 +178,12 @@ def decode_split(
     return utts, {"audio_s": audio_s, "decode_s": decode_s, "rtf": rtf}
 
 
+def report_folder(split: str, method: str) -> str:
+    """The folder under ``<run>/eval`` for ``split`` decoded with ``method``: a beam search's
+    report goes beside the greedy one (``<split>-beam``), not over it."""
+    return split if method == "greedy" else f"{split}-{method}"
+
+
 def evaluate_run(
     run_dir: str | Path,
     splits: Sequence[str],
@@ -221,9 +227,11 @@ def evaluate_run(
                     "lm": str(lm_path) if lm_path is not None else "the run's training transcripts",
                 }
             )
-        # by default beside the greedy report, not over it (as the demo's reports)
-        folder = split if method == "greedy" else f"{split}-{method}"
-        target = Path(out_dir) / split if out_dir else Path(run_dir) / "eval" / folder
+        target = (
+            Path(out_dir) / split
+            if out_dir
+            else Path(run_dir) / "eval" / report_folder(split, method)
+        )
         write_report(rep, target, title=f"{split}: {what} decoding", command=command)
         reports[split] = rep
     return reports

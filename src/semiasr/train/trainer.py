@@ -121,12 +121,16 @@ def _scalar(value: Any) -> float | None:
 
 
 class _Window:
-    """Sums of losses and objective metrics over the updates since the last log line."""
+    """Sums of losses and objective metrics over the updates since the last log line, and where
+    the wall-clock time went: waiting for the loader (``data_s``) and forward, backward and update
+    (``compute_s``; evaluation, checkpoints and logging are in neither)."""
 
     def __init__(self) -> None:
         self.n = 0
         self.loss = 0.0
         self.metrics: dict[str, float] = {}
+        self.data_s = 0.0
+        self.compute_s = 0.0
 
     def add(self, loss: float, metrics: Mapping[str, float]) -> None:
         self.n += 1
@@ -140,7 +144,12 @@ class _Window:
     def means(self) -> dict[str, float]:
         n = max(self.n, 1)
         # the trainer's loss (averaged over ranks) wins over an objective metric named "loss"
-        return {**{k: v / n for k, v in self.metrics.items()}, "loss": self.loss / n}
+        return {
+            **{k: v / n for k, v in self.metrics.items()},
+            "loss": self.loss / n,
+            "data_s": self.data_s / n,
+            "compute_s": self.compute_s / n,
+        }
 
 
 class Trainer:
@@ -397,18 +406,24 @@ class Trainer:
         while self.step < cfg.max_steps and not (cfg.max_epochs and self.epoch >= cfg.max_epochs):
             fresh = self._pending is None
             drew_any = False
+            waited = time.perf_counter()
             for batch in self._epoch_batches():
                 drew_any = True
+                started = time.perf_counter()
+                window.data_s += started - waited
                 self.batch_in_epoch += 1
                 micro += 1
                 self._micro_step(wrapped, batch, acc, last=micro == cfg.accum_steps)
+                window.compute_s += time.perf_counter() - started
                 if micro < cfg.accum_steps:
+                    waited = time.perf_counter()
                     continue
                 micro = 0
                 done = self._update(acc, window, speed, writers, bar)
                 acc = self._new_accumulator()
                 if done:
                     return
+                waited = time.perf_counter()
             if fresh and not drew_any:
                 raise DataError(f"the training loader yielded no batches in epoch {self.epoch}")
             self.epoch += 1
@@ -470,6 +485,7 @@ class Trainer:
     ) -> bool:
         """Clip, check, step; then log, evaluate and checkpoint as due. True when training ends."""
         cfg = self.config
+        started = time.perf_counter()
         params = [p for p in self.module.parameters() if p.grad is not None]
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm)) if params else 0.0
@@ -490,6 +506,7 @@ class Trainer:
             self.bad_consecutive = 0
             self.last_loss = loss
             window.add(loss, {k: float(v) for k, v in acc["metrics"].items()})
+            window.compute_s += time.perf_counter() - started
             self._after_update(window, speed, grad_norm, writers, bar)
         if stop:
             self.log.warning(

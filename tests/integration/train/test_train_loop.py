@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+import time
 
 import pytest
 import torch
@@ -108,6 +109,33 @@ def test_metrics_have_loss_lr_and_audio_throughput(make_trainer, toy_args, tmp_p
         assert r["split"] == "train" and math.isfinite(r["loss"]) and 0 <= r["acc"] <= 1
         assert r["audio_s_per_s"] > 0 and r["lr"] > 0 and r["grad_norm"] > 0
     assert rows[0]["lr"] == pytest.approx(0.05 * 0.75)  # LambdaLR (s+1)/4 after 2 updates
+
+
+def test_metrics_split_time_between_loader_and_compute(make_trainer, toy_args, toy, tmp_path):
+    """A loader that sleeps 40 ms per batch shows in ``data_s``; an objective that sleeps 25 ms
+    shows in ``compute_s``, and neither leaks into the other."""
+    toy_args.max_steps, toy_args.ckpt_every = 4, 0
+
+    def slow_objective(model, batch):
+        time.sleep(0.025)
+        return toy.toy_objective(model, batch)
+
+    trainer, _, loader = make_trainer(toy_args, objective=slow_objective, log_every=2)
+    iterate = type(loader).__iter__
+
+    def slow_iter(self):
+        for batch in iterate(self):
+            time.sleep(0.04)
+            yield batch
+
+    loader.__class__ = type("SlowLoader", (type(loader),), {"__iter__": slow_iter})
+    trainer.fit()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    for r in rows:
+        # either sleep leaking into the other figure would take it to 0.065 s or more
+        assert 0.04 <= r["data_s"] < 0.065
+        assert 0.025 <= r["compute_s"] < 0.065
 
 
 def test_sigint_saves_a_checkpoint_and_returns(make_trainer, toy_args, toy):

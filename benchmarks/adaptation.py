@@ -84,17 +84,27 @@ def step_times(run: Path, fallback: float) -> dict[str, float]:
     path = run / "metrics.jsonl"
     recs = [json.loads(x) for x in path.read_text().splitlines() if x] if path.is_file() else []
     recs = [r for r in recs if r.get("split") == "train" and "time" in r]
-    if len(recs) < 2 or recs[-1]["step"] <= recs[0]["step"]:
-        return {"step_s": fallback, "data_s": float("nan"), "wall_step_s": fallback}
-    wall = (recs[-1]["time"] - recs[0]["time"]) / (recs[-1]["step"] - recs[0]["step"])
+    nan = float("nan")
+    wall = (
+        (recs[-1]["time"] - recs[0]["time"]) / (recs[-1]["step"] - recs[0]["step"])
+        if len(recs) >= 2 and recs[-1]["step"] > recs[0]["step"]
+        else nan
+    )
     timed = [r for r in recs if "compute_s" in r]
-    if not timed:  # a run from before the trainer split its time
-        return {"step_s": wall, "data_s": float("nan"), "wall_step_s": wall}
+    if not timed:  # nothing logged, or a run from before the trainer split its time
+        step = wall if wall == wall else fallback
+        return {"step_s": step, "data_s": nan, "wall_step_s": wall}
     return {
         "step_s": sum(r["compute_s"] for r in timed) / len(timed),
         "data_s": sum(r["data_s"] for r in timed) / len(timed),
         "wall_step_s": wall,
     }
+
+
+def median(values: list[float]) -> float:
+    """The median of the values that are not NaN (NaN when none is)."""
+    kept = [v for v in values if v == v]
+    return statistics.median(kept) if kept else float("nan")
 
 
 def schedule(name: str, steps: int) -> list[str]:
@@ -172,10 +182,8 @@ def adapt_isolated(args: argparse.Namespace, *call: object) -> dict:
     """``adapt_once(args, *call)`` in a fresh Python process, as ``semiasr adapt`` would run it.
 
     Each run gets its own process so that none inherits another's allocator state, threads or
-    oneDNN primitive cache. Measured: adapters' steps took 0.11 s when interleaved batch by batch
-    with full fine-tuning's in one process, 0.15–0.20 s in a process of their own, most likely
-    because the frozen encoder's forward reused the primitives full fine-tuning had built for the
-    same shapes."""
+    oneDNN primitive cache. Runs made one after another in one process (session 4), or interleaved
+    batch by batch in it (a probe), gave other speed ratios than runs on their own."""
     job = {
         "base_run": str(args.base_run),
         "steps": args.steps,
@@ -210,6 +218,11 @@ def run_one(job_json: str) -> None:
     print(ROW + json.dumps(adapt_once(args, method, lr, sched, tuple(extra), label)), flush=True)
 
 
+def cell(x: float, fmt: str = ".1f") -> str:
+    """A table cell: the number, or a dash for NaN."""
+    return "–" if x != x else format(x, fmt)
+
+
 def render(rows: list[dict]) -> str:
     """The markdown table of the chosen rows."""
     full = next((r for r in rows if r["label"] == "full"), None)
@@ -226,7 +239,7 @@ def render(rows: list[dict]) -> str:
         lr = f"{r['lr']:g}, {r['sched']}" if r["lr"] else "–"
         lines.append(
             f"| {r['label']} | {lr} | {r['trainable']:,} | {r['trainable_encoder_pct']:.2f} "
-            f"| {r['activation_MiB']:.1f} | {r['step_s']:.3f} | {speedup} "
+            f"| {cell(r['activation_MiB'])} | {cell(r['step_s'], '.3f')} | {speedup} "
             f"| {r['target_dev_wer']:.2f} | {r['target_test_wer']:.2f} | {r['source_test_wer']:.2f} |"
         )
     return "\n".join(lines)
@@ -286,6 +299,9 @@ def main() -> None:
         if len(v) < 2 or v[1] not in METHODS:
             raise SystemExit(f"adaptation.py: --variant {v}: needs LABEL METHOD (one of {METHODS})")
         todo.append((v[0], v[1], tuple(v[2:])))
+    labels = [label for label, _, _ in todo]
+    if len(set(labels)) < len(labels):
+        raise SystemExit(f"adaptation.py: row labels must differ, got {labels}")
     jobs: list[list[tuple]] = []
     for label, method, extra in todo:
         searched = method in args.grid
@@ -294,23 +310,30 @@ def main() -> None:
         combos = [(lr, sc) for lr in lrs for sc in scheds] if method != "none" else [(None, "")]
         jobs.append([(method, lr, sc, extra, label) for lr, sc in combos])
     # round robin over the rows (full's first rate, adapters' first rate, …, full's second rate,
-    # …) so that a slow spell of the machine falls on every row alike
-    results: dict[tuple, dict] = {}
+    # …) so that a slow spell of the machine falls on every row alike; each finished run is
+    # appended to runs.jsonl at once, so a failure later loses nothing
+    args.out.mkdir(parents=True, exist_ok=True)
+    done = args.out / "runs.jsonl"
+    done.write_text("")
+    results: dict[tuple[int, int], dict] = {}
     for k in range(max(len(j) for j in jobs)):
-        for job in (j[k] for j in jobs if k < len(j)):
-            results[job[4], job[1], job[2]] = r = adapt_isolated(args, *job)
-            print(json.dumps(r), flush=True)
-    for grid_jobs in jobs:
-        grid = [results[label, lr, sc] for _, lr, sc, _, label in grid_jobs]
+        for i, grid_jobs in enumerate(jobs):
+            if k < len(grid_jobs):
+                results[i, k] = r = adapt_isolated(args, *grid_jobs[k])
+                print(json.dumps(r), flush=True)
+                with done.open("a") as f:
+                    f.write(json.dumps(r) + "\n")
+    for i, grid_jobs in enumerate(jobs):
+        grid = [results[i, k] for k in range(len(grid_jobs))]
         tried += grid
         best = dict(min(grid, key=lambda r: r["target_dev_wer"]))
-        # the rates do not change the work of a step: the median over the grid's runs
-        best["step_s"] = statistics.median(r["step_s"] for r in grid)
+        # the rates do not change the work of a step: medians over the grid's runs
+        for key in ("step_s", "data_s", "wall_step_s"):
+            best[key] = median([r[key] for r in grid])
         best["step_s_runs"] = [r["step_s"] for r in grid]
         rows.append(best)
     table = render(rows)
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
     result = {
         "steps": args.steps,
         "set": args.set,

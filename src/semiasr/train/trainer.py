@@ -122,8 +122,10 @@ def _scalar(value: Any) -> float | None:
 
 class _Window:
     """Sums of losses and objective metrics over the updates since the last log line, and where
-    the wall-clock time went: waiting for the loader (``data_s``) and forward, backward and update
-    (``compute_s``; evaluation, checkpoints and logging are in neither)."""
+    the wall-clock time went, per update (skipped non-finite ones included): waiting for the loader
+    (``data_s``) and forward, backward and update (``compute_s``; evaluation, checkpoints and
+    logging are in neither). Under DDP these are this rank's; ``compute_s`` includes waiting for
+    the other ranks in the all-reduce."""
 
     def __init__(self) -> None:
         self.n = 0
@@ -131,6 +133,7 @@ class _Window:
         self.metrics: dict[str, float] = {}
         self.data_s = 0.0
         self.compute_s = 0.0
+        self.timed = 0  # updates the two times cover, skipped ones included
 
     def add(self, loss: float, metrics: Mapping[str, float]) -> None:
         self.n += 1
@@ -147,8 +150,8 @@ class _Window:
         return {
             **{k: v / n for k, v in self.metrics.items()},
             "loss": self.loss / n,
-            "data_s": self.data_s / n,
-            "compute_s": self.compute_s / n,
+            "data_s": self.data_s / max(self.timed, 1),
+            "compute_s": self.compute_s / max(self.timed, 1),
         }
 
 
@@ -495,8 +498,10 @@ class Trainer:
             local_bad, acc["audio"], acc["items"], local_loss
         )
         speed.add(audio, items)
+        window.timed += 1
         if bad:
             self._skip_bad_step(loss, grad_norm)
+            window.compute_s += time.perf_counter() - started
         else:
             self.optimizer.step()
             if self.scheduler is not None:

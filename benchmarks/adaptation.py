@@ -300,6 +300,8 @@ def main() -> None:
             raise SystemExit(f"adaptation.py: --variant {v}: needs LABEL METHOD (one of {METHODS})")
         todo.append((v[0], v[1], tuple(v[2:])))
     labels = [label for label, _, _ in todo]
+    if not labels:
+        raise SystemExit("adaptation.py: nothing to run (no --methods and no --variant)")
     if len(set(labels)) < len(labels):
         raise SystemExit(f"adaptation.py: row labels must differ, got {labels}")
     jobs: list[list[tuple]] = []

@@ -3,9 +3,9 @@
 From a trained source-domain run (the demo's), each method adapts for the same number of updates on
 ``target_train`` with the same optimizer settings; then the table reports per method: trainable
 parameters as % of the encoder, activation memory autograd keeps for one real training batch, step
-time (seconds per update between the first and last logged steps of the adaptation run, relative to
-full fine-tuning), target dev, target
-test and source test WER after adaptation (greedy, last checkpoint). With ``--lrs`` and
+time (the trainer's ``compute_s``: forward, loss, backward and update, seconds per update; the
+speed-up is full fine-tuning's over the row's), target dev, target test and source test WER after
+adaptation (greedy, last checkpoint). With ``--lrs`` and
 ``--scheds``, each ``--grid`` method trains at every rate under every schedule (``constant``, or
 ``cosine``: linear warm-up over the first 10% of the updates, then cosine decay to 2% of the rate)
 and keeps the combination with the lowest target_dev WER (the test sets choose nothing); the other

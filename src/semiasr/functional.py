@@ -54,6 +54,7 @@ __all__ = [
     "rnnt_alignment_entropy",
     "rnnt_alignment_kl",
     "rnnt_forced_align",
+    "rnnt_joiner_loss",
     "rnnt_loss",
     "rnnt_occupancy",
     "rnnt_semiring_total",
@@ -172,13 +173,25 @@ class _RNNTInput(NamedTuple):
 def _rnnt_prepare(
     logits: Tensor, targets: Tensor, logit_lengths: Tensor, target_lengths: Tensor, blank: int
 ) -> _RNNTInput:
-    if logits.dim() != 4 or targets.dim() != 2 or logits.shape[2] != targets.shape[1] + 1:
+    return _rnnt_prepare_shape(
+        logits.shape, logits.device, targets, logit_lengths, target_lengths, blank
+    )
+
+
+def _rnnt_prepare_shape(
+    shape: torch.Size | tuple[int, ...],
+    dev: torch.device,
+    targets: Tensor,
+    logit_lengths: Tensor,
+    target_lengths: Tensor,
+    blank: int,
+) -> _RNNTInput:
+    if len(shape) != 4 or targets.dim() != 2 or shape[2] != targets.shape[1] + 1:
         raise AlignmentError(
-            f"expected logits (B, T, U+1, V) and targets (B, U), got {tuple(logits.shape)} "
+            f"expected logits (B, T, U+1, V) and targets (B, U), got {tuple(shape)} "
             f"and {tuple(targets.shape)}"
         )
-    bsz, t_max, u1, v = logits.shape
-    dev = logits.device
+    bsz, t_max, u1, v = shape
     logit_lengths = _lengths(logit_lengths, dev, "logit_lengths", bsz)
     target_lengths = _lengths(target_lengths, dev, "target_lengths", bsz)
     check_rnnt_lengths(t_max, u1 - 1, logit_lengths, target_lengths)
@@ -354,6 +367,51 @@ def rnnt_loss(
     impossible = nll >= -neg_inf(nll.dtype) / 2  # every path crosses a −inf arc
     nll = torch.where(impossible, torch.full_like(nll, float("inf")), nll)
     return _reduce(nll.to(logits.dtype), reduction)
+
+
+def rnnt_joiner_loss(
+    enc_proj: Tensor,
+    pred_proj: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    targets: Tensor,
+    logit_lengths: Tensor,
+    target_lengths: Tensor,
+    blank: int = -1,
+    reduction: str = "mean",
+) -> Tensor:
+    """``rnnt_loss`` of the additive tanh joiner's logits ``W tanh(enc_proj_t + pred_proj_u) + b``,
+    without ever holding them (B, T, U+1, V) or the joiner's hidden layer (B, T, U+1, J).
+
+    enc_proj (B, T, J) and pred_proj (B, U+1, J) are the joiner's projected inputs
+    (:meth:`semiasr.nn.Joiner.project_encoder` / ``project_predictor``), weight (V, J) and bias (V,)
+    its output layer. Same result and gradients as ``rnnt_loss(joiner(enc, pred), ...)``, computed in
+    cache-sized blocks of the lattice (:mod:`semiasr.semiring.joint`); half precision inputs run in
+    float32 (autocast is switched off inside), and the loss is returned in float32 then.
+    """
+    from semiasr.semiring.joint import JointRNNTLossFunction
+
+    bsz, t_max, j = enc_proj.shape
+    if pred_proj.dim() != 3 or pred_proj.shape[0] != bsz or pred_proj.shape[2] != j:
+        raise AlignmentError(
+            f"expected enc_proj (B, T, J) and pred_proj (B, U+1, J), got {tuple(enc_proj.shape)} "
+            f"and {tuple(pred_proj.shape)}"
+        )
+    if weight.dim() != 2 or weight.shape[1] != j or bias.shape != weight.shape[:1]:
+        raise AlignmentError(
+            f"expected weight (V, {j}) and bias (V,), got {tuple(weight.shape)} and "
+            f"{tuple(bias.shape)}"
+        )
+    shape = (bsz, t_max, pred_proj.shape[1], weight.shape[0])
+    inp = _rnnt_prepare_shape(shape, enc_proj.device, targets, logit_lengths, target_lengths, blank)
+    work = [_work_dtype(x) for x in (enc_proj, pred_proj, weight, bias)]
+    with torch.autocast(enc_proj.device.type, enabled=False):
+        nll = JointRNNTLossFunction.apply(
+            *work, inp.labels, inp.logit_lengths, inp.target_lengths, inp.blank, fast.BACKEND
+        )
+    impossible = nll >= -neg_inf(nll.dtype) / 2
+    nll = torch.where(impossible, torch.full_like(nll, float("inf")), nll)
+    return _reduce(nll, reduction)  # float32 for half-precision inputs, like the work
 
 
 def _rnnt_tables(logits: Tensor, inp: _RNNTInput, fused: bool) -> tuple[Tensor, Tensor]:

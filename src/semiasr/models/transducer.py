@@ -22,6 +22,8 @@ from torch import Tensor, nn
 
 from semiasr.decoding import Decoded, transducer_beam_search, transducer_greedy_search
 from semiasr.errors import ConfigError
+from semiasr.functional import rnnt_joiner_loss
+from semiasr.functional import rnnt_loss as semiring_rnnt_loss
 from semiasr.nn import ConformerEncoder, CTCHead, EncoderOutput, Joiner
 
 if TYPE_CHECKING:
@@ -32,13 +34,15 @@ __all__ = ["Transducer", "TransducerOutput"]
 
 @dataclass
 class TransducerOutput:
-    """logits (B, T', U+1, V); lengths (B,) of the encoder frames; ctc_log_probs (B, T', V) or
-    None."""
+    """logits (B, T', U+1, V), or None when the forward computed the loss instead (``rnnt_nll``
+    (B,), −log P(y | x) per utterance); lengths (B,) of the encoder frames; ctc_log_probs
+    (B, T', V) or None."""
 
-    logits: Tensor
+    logits: Tensor | None
     lengths: Tensor
     ctc_log_probs: Tensor | None
     encoder: EncoderOutput
+    rnnt_nll: Tensor | None = None
 
 
 class Transducer(nn.Module):
@@ -83,11 +87,36 @@ class Transducer(nn.Module):
         tokens: Tensor,
         token_lengths: Tensor | None = None,
         return_hidden: bool = False,
+        rnnt_loss: bool = False,
     ) -> TransducerOutput:
+        """With ``rnnt_loss`` (needs ``token_lengths``) the output holds the per-utterance RNN-T loss
+        instead of the logits: for the plain joiner it is computed in one blocked pass that never
+        holds the (B, T', U+1, V) lattice (:func:`semiasr.functional.rnnt_joiner_loss`); a joiner
+        with hooks or LoRA on its output layer, or another class, goes through its own forward."""
         enc = self.encode(features, lengths, return_hidden)
-        logits = self.joiner(enc.frames, self.predict(tokens))
         ctc = self.ctc_head(enc.frames) if self.ctc_head is not None else None
-        return TransducerOutput(logits, enc.lengths, ctc, enc)
+        pred = self.predict(tokens)
+        if not rnnt_loss:
+            return TransducerOutput(self.joiner(enc.frames, pred), enc.lengths, ctc, enc)
+        if token_lengths is None:
+            raise ValueError("rnnt_loss=True needs token_lengths")
+        args = (tokens.int(), enc.lengths.int(), token_lengths.int())
+        if _plain_joiner(self.joiner):
+            j = self.joiner
+            nll = rnnt_joiner_loss(
+                j.project_encoder(enc.frames),
+                j.project_predictor(pred),
+                j.output.weight,
+                j.output.bias,
+                *args,
+                blank=self.blank,
+                reduction="none",
+            )
+        else:
+            logits = self.joiner(enc.frames, pred)
+            logits = logits.float() if torch.finfo(logits.dtype).bits < 32 else logits
+            nll = semiring_rnnt_loss(logits, *args, blank=self.blank, reduction="none")
+        return TransducerOutput(None, enc.lengths, ctc, enc, nll)
 
     @torch.no_grad()
     def decode(
@@ -133,3 +162,26 @@ class Transducer(nn.Module):
     ) -> list[list[int]]:
         """Token ids per utterance. Call ``model.eval()`` first (dropout stays as the mode says)."""
         return self.decode(self.encode(features, lengths), method, beam, fusion=fusion).tokens
+
+
+def _plain(module: nn.Module) -> bool:
+    """No forward hooks and no forward replaced on the instance (adapters, LoRA and fusion attach
+    that way): its output is what its class computes."""
+    return (
+        not module._forward_hooks
+        and not module._forward_pre_hooks
+        and "forward" not in module.__dict__
+    )
+
+
+def _plain_joiner(joiner: nn.Module) -> bool:
+    """The blocked joiner + loss pass reads the output layer's weights directly: only for an
+    unmodified :class:`Joiner` whose output layer is an unmodified ``nn.Linear`` with a bias."""
+    out = getattr(joiner, "output", None)
+    return (
+        type(joiner) is Joiner
+        and _plain(joiner)
+        and type(out) is nn.Linear
+        and _plain(out)
+        and out.bias is not None
+    )

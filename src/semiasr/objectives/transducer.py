@@ -8,6 +8,13 @@ frames or tokens), so that a long utterance weighs more, as in the papers; the t
 accumulation should weight batches by their number of utterances. CTC uses ``zero_infinity`` so that
 an utterance too short for CTC does not poison the batch.
 
+On the CPU the RNN-T term comes from the model's blocked joiner + loss pass
+(``model(..., rnnt_loss=True)``, :func:`semiasr.functional.rnnt_joiner_loss`): the same value and
+gradients as the loss of the materialised (B, T', U+1, V) logits, without holding them, about twice
+as fast for the joiner and loss together. Elsewhere (a GPU runs the large joiner tensors well) and
+with a custom ``rnnt_loss_fn``, the model returns the logits and the loss reads them; ``joint``
+forces either.
+
 Metrics: ``loss`` (= L), ``rnnt_loss`` and ``ctc_loss`` (per utterance), ``num_utterances``,
 ``num_frames`` (input feature frames), ``num_tokens``.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor, nn
 
 from semiasr.data.batch import Batch
@@ -28,7 +36,8 @@ class TransducerObjective:
     """``objective(model, batch) → (loss, metrics)`` for a :class:`~semiasr.models.Transducer`.
 
     ``rnnt_loss_fn``/``ctc_loss_fn`` default to :mod:`semiasr.functional`'s (torchaudio / torch
-    signatures).
+    signatures). ``joint``: compute the RNN-T loss in the model's forward without the logits
+    (None: on the CPU, when ``rnnt_loss_fn`` is not given).
     """
 
     def __init__(
@@ -36,28 +45,45 @@ class TransducerObjective:
         ctc_weight: float | None = None,
         rnnt_loss_fn: Callable[..., Tensor] | None = None,
         ctc_loss_fn: Callable[..., Tensor] | None = None,
+        joint: bool | None = None,
     ):
+        if joint and rnnt_loss_fn is not None:
+            raise ValueError("joint=True computes the loss in the model; rnnt_loss_fn is unused")
         self.ctc_weight = ctc_weight
         self.rnnt_loss_fn = rnnt_loss_fn
         self.ctc_loss_fn = ctc_loss_fn
+        self.joint = joint
 
     def __call__(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, float]]:
         inner = unwrap(model)
         check_tokens(batch, inner.vocab_size)
-        out = model(batch.features, batch.feature_lengths, batch.tokens, batch.token_lengths)
-        rnnt_fn = self.rnnt_loss_fn or functional_loss("rnnt_loss")
+        joint = self.joint
+        if joint is None:
+            joint = self.rnnt_loss_fn is None and batch.features.device.type == "cpu"
         n = len(batch)
-        rnnt = (
-            rnnt_fn(
-                out.logits.float(),
-                batch.tokens.int(),
-                out.lengths.int(),
-                batch.token_lengths.int(),
-                blank=inner.blank,
-                reduction="sum",
+        if joint:
+            out = model(
+                batch.features,
+                batch.feature_lengths,
+                batch.tokens,
+                batch.token_lengths,
+                rnnt_loss=True,
             )
-            / n
-        )
+            rnnt = out.rnnt_nll.sum() / n
+        else:
+            out = model(batch.features, batch.feature_lengths, batch.tokens, batch.token_lengths)
+            rnnt_fn = self.rnnt_loss_fn or functional_loss("rnnt_loss")
+            rnnt = (
+                rnnt_fn(
+                    _at_least_float32(out.logits),
+                    batch.tokens.int(),
+                    out.lengths.int(),
+                    batch.token_lengths.int(),
+                    blank=inner.blank,
+                    reduction="sum",
+                )
+                / n
+            )
         loss = rnnt
         metrics = {"rnnt_loss": float(rnnt.detach())}
         weight = inner.ctc_weight if self.ctc_weight is None else self.ctc_weight
@@ -80,3 +106,8 @@ class TransducerObjective:
             loss = loss + weight * ctc
             metrics["ctc_loss"] = float(ctc.detach())
         return loss, {"loss": float(loss.detach()), **metrics, **size_metrics(batch)}
+
+
+def _at_least_float32(x: Tensor) -> Tensor:
+    """Half-precision logits (autocast) go to the loss in float32; float64 stays float64."""
+    return x.float() if torch.finfo(x.dtype).bits < 32 else x

@@ -196,3 +196,61 @@ def test_functional_losses_agree_with_references() -> None:
         model, batch
     )
     assert float(ours.detach()) == pytest.approx(float(ref.detach()), rel=1e-4)
+
+
+def _loss_and_grads(model, objective, batch):
+    model.zero_grad(set_to_none=True)
+    loss, metrics = objective(model, batch)
+    loss.backward()
+    return loss.detach(), metrics, {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@needs_functional
+@pytest.mark.parametrize("predictor", ["stateless", "lstm"])
+def test_joint_objective_equals_the_materialised_logits_path(predictor: str) -> None:
+    """The default CPU path (model(..., rnnt_loss=True), blocked joiner + loss) gives the loss,
+    metrics and every parameter's gradient of the path that builds the (B, T', U+1, V) logits."""
+    model, batch = _tiny("transducer", ctc_weight=0.3, predictor=predictor), _batch(5)
+    model = model.double()
+    batch.features = batch.features.double()
+    ref, ref_m, ref_g = _loss_and_grads(model, TransducerObjective(joint=False), batch)
+    got, got_m, got_g = _loss_and_grads(model, TransducerObjective(), batch)  # CPU: joint
+    assert TransducerObjective().joint is None
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=0)
+    assert got_m.keys() == ref_m.keys()
+    for name in ref_g:
+        torch.testing.assert_close(got_g[name], ref_g[name], rtol=1e-9, atol=1e-12)
+    out = model(batch.features, batch.feature_lengths, batch.tokens, batch.token_lengths, True)
+    assert out.logits is not None and out.rnnt_nll is None
+    out = model(
+        batch.features, batch.feature_lengths, batch.tokens, batch.token_lengths, rnnt_loss=True
+    )
+    assert out.logits is None and out.rnnt_nll.shape == (3,)
+
+
+@needs_functional
+def test_joint_objective_falls_back_for_a_hooked_joiner_output() -> None:
+    """A forward hook on the joiner's output layer (LoRA attaches that way) changes the logits; the
+    blocked pass, which reads the weights directly, must not skip it."""
+    model, batch = _tiny("transducer"), _batch(6)
+
+    def shift(module, args, output):
+        return output + torch.arange(output.shape[-1], dtype=output.dtype)
+
+    handle = model.joiner.output.register_forward_hook(shift)
+    ref, _, ref_g = _loss_and_grads(model, TransducerObjective(joint=False), batch)
+    got, _, got_g = _loss_and_grads(model, TransducerObjective(joint=True), batch)
+    torch.testing.assert_close(got, ref)
+    for name in ref_g:
+        torch.testing.assert_close(got_g[name], ref_g[name])
+    handle.remove()
+    plain, _, _ = _loss_and_grads(model, TransducerObjective(joint=True), batch)
+    assert abs(float(plain) - float(ref)) > 1e-3  # the hook did change the loss
+
+
+def test_joint_objective_refuses_a_custom_rnnt_loss_fn() -> None:
+    with pytest.raises(ValueError, match="rnnt_loss_fn"):
+        TransducerObjective(rnnt_loss_fn=reference_rnnt_loss, joint=True)
+    batch = _batch()
+    with pytest.raises(ValueError, match="token_lengths"):
+        _tiny("transducer")(batch.features, batch.feature_lengths, batch.tokens, rnnt_loss=True)

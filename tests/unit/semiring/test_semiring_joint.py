@@ -1,0 +1,126 @@
+"""The blocked joiner + RNN-T loss pass against the loss of the materialised joiner logits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from semiasr import functional as F
+from semiasr.errors import AlignmentError
+from semiasr.nn import Joiner
+from semiasr.semiring import fast, joint, use_backend
+
+
+def _case(seed, bsz=4, t_max=9, u_max=5, v=7, j=6, blank=-1, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    joiner = Joiner(5, 4, j, v).to(dtype)
+    enc = torch.randn(bsz, t_max, 5, generator=g, dtype=dtype).requires_grad_(True)
+    pred = torch.randn(bsz, u_max + 1, 4, generator=g, dtype=dtype).requires_grad_(True)
+    symbols = torch.tensor([s for s in range(v) if s != blank % v])
+    targets = symbols[torch.randint(0, v - 1, (bsz, u_max), generator=g)]
+    t_len = torch.randint(1, t_max + 1, (bsz,), generator=g)
+    t_len[0] = t_max
+    u_len = torch.randint(0, u_max + 1, (bsz,), generator=g)
+    u_len[0] = u_max
+    return joiner, enc, pred, targets, t_len, u_len
+
+
+def _blocked(joiner, enc, pred, targets, t_len, u_len, blank, reduction):
+    return F.rnnt_joiner_loss(
+        joiner.project_encoder(enc),
+        joiner.project_predictor(pred),
+        joiner.output.weight,
+        joiner.output.bias,
+        targets,
+        t_len,
+        u_len,
+        blank,
+        reduction=reduction,
+    )
+
+
+def _loss_and_grads(fn, joiner, enc, pred, weights):
+    params = [enc, pred, *joiner.parameters()]
+    loss = fn()
+    grads = torch.autograd.grad((loss * weights).sum(), params)
+    return [loss.detach(), *grads]
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize(("seed", "blank", "rows"), [(0, -1, 2048), (1, 0, 7), (2, 3, 1)])
+def test_joint_loss_equals_the_loss_of_the_joiner_logits(backend, seed, blank, rows, monkeypatch):
+    """Values and the gradients of enc, pred and every joiner weight, float64, random lengths, blank
+    first / last / inside the vocabulary, blocks of one frame up to whole utterances."""
+    monkeypatch.setattr(joint, "_BLOCK_ROWS", rows)
+    joiner, enc, pred, targets, t_len, u_len = _case(seed, blank=blank)
+    weights = torch.rand(len(t_len), dtype=torch.float64) + 0.5  # a distinct grad_out per utterance
+
+    def materialised():
+        return F.rnnt_loss(joiner(enc, pred), targets, t_len, u_len, blank, reduction="none")
+
+    def blocked():
+        return _blocked(joiner, enc, pred, targets, t_len, u_len, blank, "none")
+
+    with use_backend(backend):
+        ref = _loss_and_grads(materialised, joiner, enc, pred, weights)
+        got = _loss_and_grads(blocked, joiner, enc, pred, weights)
+    assert torch.isfinite(ref[0]).all()
+    for a, b in zip(ref, got, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
+    # frames past an utterance's length get no gradient
+    for b, n in enumerate(t_len.tolist()):
+        assert not got[1][b, n:].any()
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_joint_loss_reductions_match_rnnt_loss(reduction):
+    joiner, enc, pred, targets, t_len, u_len = _case(3)
+    with torch.no_grad():
+        ref = F.rnnt_loss(joiner(enc, pred), targets, t_len, u_len, reduction=reduction)
+        got = _blocked(joiner, enc, pred, targets, t_len, u_len, -1, reduction)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_joint_loss_in_bf16_autocast_runs_in_float32():
+    """Half-precision projections are lifted to float32 inside (autocast off): the result is the
+    float32 loss of the rounded inputs, not a bf16 computation, and comes back in float32."""
+    joiner, enc, pred, targets, t_len, u_len = _case(4, dtype=torch.float32)
+    f = joiner.project_encoder(enc).bfloat16()
+    g = joiner.project_predictor(pred).bfloat16()
+    w, b = joiner.output.weight, joiner.output.bias
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = F.rnnt_joiner_loss(f, g, w, b, targets, t_len, u_len, reduction="none")
+    with torch.no_grad():
+        logits = w @ torch.tanh(f.float()[:, :, None] + g.float()[:, None]).unsqueeze(-1)
+        ref = F.rnnt_loss(logits.squeeze(-1) + b, targets, t_len, u_len, reduction="none")
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=0)
+
+
+def test_joint_loss_rejects_mismatched_shapes():
+    joiner, enc, pred, targets, t_len, u_len = _case(5)
+    f, g = joiner.project_encoder(enc), joiner.project_predictor(pred)
+    w, b = joiner.output.weight, joiner.output.bias
+    with pytest.raises(AlignmentError, match="pred_proj"):
+        F.rnnt_joiner_loss(f, g[..., :-1], w, b, targets, t_len, u_len)
+    with pytest.raises(AlignmentError, match="weight"):
+        F.rnnt_joiner_loss(f, g, w[:, :-1], b, targets, t_len, u_len)
+    with pytest.raises(AlignmentError, match="targets"):
+        F.rnnt_joiner_loss(f, g, w, b, targets[:, :-1], t_len, u_len)
+
+
+def test_blocks_cover_each_utterance_once():
+    blocks = list(joint.joint_blocks([5, 3, 0], [4, 1, 2], rows=8))
+    assert blocks == [(0, 0, 2, 4), (0, 2, 4, 4), (0, 4, 5, 4), (1, 0, 3, 1)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_flush_subnormal_zeroes_only_subnormals(dtype):
+    tiny = torch.finfo(dtype).tiny
+    x = torch.tensor([tiny, -tiny, tiny / 4, -tiny / 1024, 0.0, 1e-3, -2.0], dtype=dtype)
+    assert x[2] != 0 and x[3] != 0  # really subnormal, not already zero
+    out = fast.flush_subnormal_(x)
+    assert out is x
+    expected = torch.tensor([tiny, -tiny, 0.0, 0.0, 0.0, 1e-3, -2.0], dtype=dtype)
+    assert torch.equal(x, expected)

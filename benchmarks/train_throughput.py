@@ -23,7 +23,8 @@ peer is assembled here the way that factory did, from torchaudio's public pieces
 sides use dropout 0.1 and the same lengths. ``--precision bf16`` runs the forward of both under
 CPU autocast to bfloat16 (both losses still take float32 logits). ``--flush-denormal`` sets
 ``torch.set_flush_denormal(True)`` on both sides: a few per cent of the float32 RNN-T logit gradients
-are denormal floats, and the joiner's backward matmuls slow down a lot on them.
+are denormal floats, and the joiner's backward matmuls slow down a lot on them (since 2026-11-27 our
+``rnnt_loss`` flushes its own gradient's subnormals; the flag still covers every other op).
 
 torchaudio's wheels pin another torch, so the peer runs in a worker process of ``--ref-python``
 (this same file with ``--worker``; it imports only torch and torchaudio). The parent asks the worker

@@ -124,3 +124,28 @@ def test_flush_subnormal_zeroes_only_subnormals(dtype):
     assert out is x
     expected = torch.tensor([tiny, -tiny, 0.0, 0.0, 0.0, 1e-3, -2.0], dtype=dtype)
     assert torch.equal(x, expected)
+
+
+def test_joiner_loss_benchmark_runs_and_restores_the_flush(tmp_path):
+    """benchmarks/joiner_loss.py on tiny random inputs: every method reported, the flush restored."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parents[3] / "benchmarks" / "joiner_loss.py"
+    spec = importlib.util.spec_from_file_location("joiner_loss_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "r.json"
+    threads = torch.get_num_threads()
+    try:
+        report = bench.main(
+            ["--shape", "2", "6", "3", "--vocab", "5", "--batches", "2", "--repeats", "1",
+             "--threads", "1", "--json", str(out)]
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["method"] for r in report["rows"]] == list(bench.METHODS)
+    assert all(r["ms"] > 0 and r["saved_MiB"] > 0 for r in report["rows"])
+    assert json.loads(out.read_text())["rows"] == report["rows"]
+    assert fast.flush_subnormal_ is bench._FLUSH and joint.flush_subnormal_ is bench._FLUSH

@@ -9,7 +9,11 @@ side on the same tensors:
 * ``logits, no flush``: the same with the flush of subnormal gradient entries switched off (what it
   was before 2026-11-27);
 * ``blocked``: ``rnnt_joiner_loss`` (:mod:`semiasr.semiring.joint`), the joiner and the loss in
-  cache-sized blocks of the lattice, nothing of size B·T·(U+1) kept but the (B, T, U+1) tables.
+  cache-sized blocks of the lattice, nothing of size B·T·(U+1) kept but the (B, T, U+1) tables;
+* ``blocked, no flush``: the same without the flush.
+
+Before timing, the loss and the gradients w.r.t. the encoder and prediction outputs of every
+method are checked against ``logits`` on the first input.
 
 Inputs: with ``--run`` (a transducer run, e.g. ``runs/demo``), the encoder and prediction-network
 outputs of ``--batches`` real training batches of its corpus (``--split``), through its own joiner —
@@ -17,7 +21,7 @@ a trained joiner's peaked softmax is what makes the gradient subnormal; without 
 ``--shape B T U`` through a random joiner (``--vocab``, J = 128) whose output layer is scaled by
 ``--sharpness`` to make the softmax peaked like a trained one.
 
-Each repeat runs every method once per input, interleaved (logits, no flush, blocked, logits, …),
+Each repeat runs every method once per input, interleaved (one method after another per input),
 and the median over repeats of the summed time is reported, with the ratio to ``logits``. "saved
 MiB" is what autograd keeps for the backward of the first input (tensors saved by the joiner and
 the loss, counted once per storage): the memory the method needs between forward and backward.
@@ -41,7 +45,7 @@ from semiasr.adapt.bench import saved_activation_bytes
 from semiasr.nn import Joiner
 from semiasr.semiring import fast, joint
 
-METHODS = ("logits", "logits, no flush", "blocked")
+METHODS = ("logits", "logits, no flush", "blocked", "blocked, no flush")
 _FLUSH = fast.flush_subnormal_
 
 
@@ -92,7 +96,7 @@ def _random_inputs(shape: list[int], vocab: int, sharpness: float, n: int):
 
 def _loss_fn(method: str, joiner: Joiner, enc, pred, tokens, t_len, u_len):
     args = (tokens.int(), t_len.int(), u_len.int())
-    if method == "blocked":
+    if method.startswith("blocked"):
         return F.rnnt_joiner_loss(
             joiner.project_encoder(enc),
             joiner.project_predictor(pred),
@@ -111,10 +115,21 @@ def _flush(on: bool) -> None:
     joint.flush_subnormal_ = fn
 
 
+def _loss_and_grads(method: str, joiner: Joiner, inp) -> list[torch.Tensor]:
+    enc = inp[0].detach().requires_grad_(True)
+    pred = inp[1].detach().requires_grad_(True)
+    _flush(not method.endswith("no flush"))
+    try:
+        loss = _loss_fn(method, joiner, enc, pred, *inp[2:])
+        return [loss.detach(), *torch.autograd.grad(loss, [enc, pred])]
+    finally:
+        _flush(True)
+
+
 def _step(method: str, joiner: Joiner, inp) -> float:
     enc = inp[0].detach().requires_grad_(True)
     pred = inp[1].detach().requires_grad_(True)
-    _flush(method != "logits, no flush")
+    _flush(not method.endswith("no flush"))
     try:
         t0 = time.perf_counter()
         _loss_fn(method, joiner, enc, pred, *inp[2:]).backward()
@@ -143,9 +158,11 @@ def main(argv: list[str] | None = None) -> dict:
         joiner, inputs = _random_inputs(args.shape, args.vocab, args.sharpness, args.batches)
         source = f"random B, T, U = {args.shape}, V = {args.vocab}, sharpness {args.sharpness}"
     # the same loss and gradients from every method, before anything is timed
-    losses = {m: float(_loss_fn(m, joiner, *inputs[0]).detach()) for m in METHODS}
-    if max(abs(v - losses["logits"]) for v in losses.values()) > 1e-4 * abs(losses["logits"]):
-        sys.exit(f"methods disagree: {losses}")
+    results = {m: _loss_and_grads(m, joiner, inputs[0]) for m in METHODS}
+    for m, values in results.items():
+        for name, a, b in zip(("loss", "enc", "pred"), values, results["logits"], strict=True):
+            if not torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max())):
+                sys.exit(f"{m} disagrees with logits in {name}: {(a - b).abs().max():.3g}")
     for m in METHODS:  # warm-up: numba's JIT cache, allocator
         _step(m, joiner, inputs[0])
     totals: dict[str, list[float]] = {m: [] for m in METHODS}
@@ -163,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
         fn = lambda m=m, e=enc, p=pred: _loss_fn(m, joiner, e, p, *inputs[0][2:])  # noqa: E731
         saved[m] = saved_activation_bytes(joiner, fn) / 2**20
     saved["logits, no flush"] = saved["logits"]
+    saved["blocked, no flush"] = saved["blocked"]
     assert fast.flush_subnormal_ is _FLUSH and joint.flush_subnormal_ is _FLUSH
     base = statistics.median(totals["logits"])
     rows = []

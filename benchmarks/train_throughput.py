@@ -11,8 +11,9 @@ whose durations d_b are drawn uniformly from [min, max] seconds (seeded; ``--sec
 Ours: ``build_model(ModelConfig(kind="transducer", preset="s"), V)`` (Conformer d_model 256, 6
 layers, 4 heads, feed-forward 1024, conv kernel 15, Conv2d subsampling 4×, relative-position
 attention, stateless predictor) with the loss that :class:`semiasr.objectives.TransducerObjective`
-computes (``semiasr.functional.rnnt_loss`` of the float32 logits, summed over utterances / B; called
-directly so that forward and loss are timed apart) and ``torch.optim.AdamW``.
+computes on its logits path (``semiasr.functional.rnnt_loss`` of the float32 logits, summed over
+utterances / B; called directly so that forward and loss are timed apart; in float32 on the CPU the
+objective now takes the blocked ``rnnt_joiner_loss`` instead, not timed here) and ``torch.optim.AdamW``.
 
 Peer: torchaudio 2.9 no longer ships ``torchaudio.prototype.models.conformer_rnnt_model``, so the
 peer is assembled here the way that factory did, from torchaudio's public pieces: frame stacking by
@@ -159,7 +160,7 @@ class Ours:
         def forward_loss():
             out = model(batch.features, batch.feature_lengths, batch.tokens, batch.token_lengths)
 
-            def loss_of(out=out):  # what TransducerObjective computes (ctc_weight 0)
+            def loss_of(out=out):  # TransducerObjective's logits path (ctc_weight 0)
                 loss = self.rnnt_loss(
                     out.logits.float(),
                     batch.tokens.int(),

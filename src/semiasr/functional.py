@@ -391,6 +391,8 @@ def rnnt_joiner_loss(
     """
     from semiasr.semiring.joint import JointRNNTLossFunction
 
+    if enc_proj.dim() != 3:
+        raise AlignmentError(f"expected enc_proj (B, T, J), got {tuple(enc_proj.shape)}")
     bsz, t_max, j = enc_proj.shape
     if pred_proj.dim() != 3 or pred_proj.shape[0] != bsz or pred_proj.shape[2] != j:
         raise AlignmentError(
@@ -401,6 +403,12 @@ def rnnt_joiner_loss(
         raise AlignmentError(
             f"expected weight (V, {j}) and bias (V,), got {tuple(weight.shape)} and "
             f"{tuple(bias.shape)}"
+        )
+    kinds = {_work_dtype(x).dtype for x in (enc_proj, pred_proj, weight, bias)}
+    if len(kinds) > 1:
+        raise AlignmentError(
+            "enc_proj, pred_proj, weight and bias need one floating dtype (half precision counts "
+            f"as float32), got {[str(x.dtype) for x in (enc_proj, pred_proj, weight, bias)]}"
         )
     shape = (bsz, t_max, pred_proj.shape[1], weight.shape[0])
     inp = _rnnt_prepare_shape(shape, enc_proj.device, targets, logit_lengths, target_lengths, blank)

@@ -165,23 +165,33 @@ class Transducer(nn.Module):
 
 
 def _plain(module: nn.Module) -> bool:
-    """No forward hooks and no forward replaced on the instance (adapters, LoRA and fusion attach
-    that way): its output is what its class computes."""
+    """No forward or backward hooks and no forward replaced on the instance (adapters, LoRA, MDA
+    routing and fusion attach that way): its output is what its class computes."""
     return (
         not module._forward_hooks
         and not module._forward_pre_hooks
+        and not module._backward_hooks
+        and not module._backward_pre_hooks
         and "forward" not in module.__dict__
     )
 
 
 def _plain_joiner(joiner: nn.Module) -> bool:
     """The blocked joiner + loss pass reads the output layer's weights directly: only for an
-    unmodified :class:`Joiner` whose output layer is an unmodified ``nn.Linear`` with a bias."""
+    unmodified :class:`Joiner` (no ``join`` replaced either) whose output layer is an unmodified
+    ``nn.Linear`` with a bias, and no global module hooks. Patching ``Joiner.join`` or
+    ``nn.Linear.forward`` on the class is not detected."""
     out = getattr(joiner, "output", None)
+    global_hooks = nn.modules.module
     return (
         type(joiner) is Joiner
         and _plain(joiner)
+        and "join" not in joiner.__dict__
         and type(out) is nn.Linear
         and _plain(out)
         and out.bias is not None
+        and not global_hooks._global_forward_hooks
+        and not global_hooks._global_forward_pre_hooks
+        and not global_hooks._global_backward_hooks
+        and not global_hooks._global_backward_pre_hooks
     )

@@ -8,12 +8,14 @@ frames or tokens), so that a long utterance weighs more, as in the papers; the t
 accumulation should weight batches by their number of utterances. CTC uses ``zero_infinity`` so that
 an utterance too short for CTC does not poison the batch.
 
-On the CPU the RNN-T term comes from the model's blocked joiner + loss pass
+On the CPU without autocast the RNN-T term comes from the model's blocked joiner + loss pass
 (``model(..., rnnt_loss=True)``, :func:`semiasr.functional.rnnt_joiner_loss`): the same value and
-gradients as the loss of the materialised (B, T', U+1, V) logits, without holding them, about twice
-as fast for the joiner and loss together. Elsewhere (a GPU runs the large joiner tensors well) and
-with a custom ``rnnt_loss_fn``, the model returns the logits and the loss reads them; ``joint``
-forces either.
+gradients as the loss of the materialised (B, T', U+1, V) logits (to rounding), without holding
+them — 13× less memory kept for the backward on the demo's batches at about the same speed
+(0.98–1.28× in three runs), 33× less and 1.9× faster at V = 256 (``benchmarks/joiner_loss.py``). Under autocast (the blocked pass runs
+in float32, which would change the numbers of a bf16 run), on a GPU (which runs the large joiner
+tensors well) and with a custom ``rnnt_loss_fn``, the model returns the logits and the loss reads
+them; ``joint`` forces either.
 
 Metrics: ``loss`` (= L), ``rnnt_loss`` and ``ctc_loss`` (per utterance), ``num_utterances``,
 ``num_frames`` (input feature frames), ``num_tokens``.
@@ -37,7 +39,7 @@ class TransducerObjective:
 
     ``rnnt_loss_fn``/``ctc_loss_fn`` default to :mod:`semiasr.functional`'s (torchaudio / torch
     signatures). ``joint``: compute the RNN-T loss in the model's forward without the logits
-    (None: on the CPU, when ``rnnt_loss_fn`` is not given).
+    (None: on the CPU without autocast, when ``rnnt_loss_fn`` is not given).
     """
 
     def __init__(
@@ -54,14 +56,21 @@ class TransducerObjective:
         self.ctc_loss_fn = ctc_loss_fn
         self.joint = joint
 
+    def use_joint(self, device: torch.device) -> bool:
+        """Whether a batch on ``device`` goes through the blocked joiner + loss pass."""
+        if self.joint is not None:
+            return self.joint
+        return (
+            self.rnnt_loss_fn is None
+            and device.type == "cpu"
+            and not torch.is_autocast_enabled(device.type)
+        )
+
     def __call__(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, float]]:
         inner = unwrap(model)
         check_tokens(batch, inner.vocab_size)
-        joint = self.joint
-        if joint is None:
-            joint = self.rnnt_loss_fn is None and batch.features.device.type == "cpu"
         n = len(batch)
-        if joint:
+        if self.use_joint(batch.features.device):
             out = model(
                 batch.features,
                 batch.feature_lengths,

@@ -378,12 +378,14 @@ def rnnt_logits_grad(
     """∂(Σ_b grad_out[b] · loss_b)/∂logits written into one (B, T, U+1, V) buffer, block by block.
 
     Blocks are frame ranges of one utterance, so the scale is a scalar and the label index one
-    (U+1,) row per block: besides the buffer, only block-sized temporaries are made, and at V = 32
-    the peak of forward + backward stays near twice the logits.
+    (U+1,) row per block: besides the buffer, only block-sized temporaries are made (on the CPU the
+    subnormal flush adds two more, |g| and a mask), and at V = 32 the peak of forward + backward
+    stays near twice the logits.
     """
     bsz, t_max, u1, v = logits.shape
     dt = logits.dtype
     x = logits.detach()
+    flush = logits.device.type == "cpu"  # subnormals slow x86 matmuls down; GPUs do not care
     grad = torch.empty_like(logits) if fused else torch.zeros_like(x)
     scales = grad_out.to(dt).tolist()
     labels = labels.long()
@@ -401,7 +403,8 @@ def rnnt_logits_grad(
         g.scatter_add_(2, index, -ol[..., None])
         if clamp > 0:
             g.clamp_(-clamp, clamp).mul_(scale)
-        flush_subnormal_(g)
+        if flush:
+            flush_subnormal_(g)
     return grad
 
 

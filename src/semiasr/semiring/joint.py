@@ -22,13 +22,15 @@ kept. Backward recomputes each block's h and logits and applies, in the block,
 
 The result equals ``rnnt_loss(joiner(enc, pred), ...)`` (tested to 1e-10 in float64, values and every
 gradient) at a peak memory of one block instead of three to four (B, T, U+1, J) tensors, for the
-price of computing h and the logits twice.
+price of computing h and the logits twice. Gradients that no input needs are skipped (a frozen
+joiner costs no weight-gradient products); there is no double backward.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from semiasr.semiring.fast import NEG, flush_subnormal_, rnnt_alpha_beta, rnnt_arc_occupancy
 
@@ -85,14 +87,17 @@ class JointRNNTLossFunction(torch.autograd.Function):
         return (-log_z).to(f.dtype)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out):
         f, g, weight, bias, labels, lse, o_blank, o_label = ctx.saved_tensors
         t_len, u1_len = ctx.lengths
+        need_f, need_g, need_w, need_b = ctx.needs_input_grad[:4]
         dt = f.dtype
-        gf = torch.zeros_like(f)
-        gg = torch.zeros_like(g)
-        gw = torch.zeros_like(weight)  # (V, J)
-        gb = torch.zeros_like(bias)
+        gf = torch.zeros_like(f) if need_f else None
+        gg = torch.zeros_like(g) if need_g else None
+        gw = torch.zeros_like(weight) if need_w else None  # (V, J)
+        gb = torch.zeros_like(bias) if need_b else None
+        flush = f.device.type == "cpu"
         w_t = weight.t()
         scales = grad_out.to(dt).tolist()
         for b, t0, t1, u1 in joint_blocks(t_len, u1_len, _BLOCK_ROWS):
@@ -103,12 +108,19 @@ class JointRNNTLossFunction(torch.autograd.Function):
             d[:, ctx.blank : ctx.blank + 1] -= ob
             index = labels[b, None, :u1].expand(t1 - t0, u1).reshape(-1, 1)
             d.scatter_add_(1, index, -ol)
-            flush_subnormal_(d)
-            gw.addmm_(d.t(), h)
-            gb += d.sum(0)
+            if flush:
+                flush_subnormal_(d)
+            if gw is not None:
+                gw.addmm_(d.t(), h)
+            if gb is not None:
+                gb += d.sum(0)
+            if gf is None and gg is None:
+                continue
             dz = (d @ weight).mul_(h.mul_(h).neg_().add_(1)).view(t1 - t0, u1, -1)  # (τ, u1, J)
-            gf[b, t0:t1] = dz.sum(1)
-            gg[b, :u1] += dz.sum(0)
+            if gf is not None:
+                gf[b, t0:t1] = dz.sum(1)
+            if gg is not None:
+                gg[b, :u1] += dz.sum(0)
         return gf, gg, gw, gb, None, None, None, None, None
 
 

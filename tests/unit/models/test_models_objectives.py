@@ -202,7 +202,8 @@ def _loss_and_grads(model, objective, batch):
     model.zero_grad(set_to_none=True)
     loss, metrics = objective(model, batch)
     loss.backward()
-    return loss.detach(), metrics, {n: p.grad.clone() for n, p in model.named_parameters()}
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return loss.detach(), metrics, grads
 
 
 @needs_functional
@@ -218,6 +219,9 @@ def test_joint_objective_equals_the_materialised_logits_path(predictor: str) -> 
     assert TransducerObjective().joint is None
     torch.testing.assert_close(got, ref, rtol=1e-12, atol=0)
     assert got_m.keys() == ref_m.keys()
+    for key, value in ref_m.items():
+        assert got_m[key] == pytest.approx(value, rel=1e-12), key
+    assert got_g.keys() == ref_g.keys()
     for name in ref_g:
         torch.testing.assert_close(got_g[name], ref_g[name], rtol=1e-9, atol=1e-12)
     out = model(batch.features, batch.feature_lengths, batch.tokens, batch.token_lengths, True)
@@ -254,3 +258,71 @@ def test_joint_objective_refuses_a_custom_rnnt_loss_fn() -> None:
     batch = _batch()
     with pytest.raises(ValueError, match="token_lengths"):
         _tiny("transducer")(batch.features, batch.feature_lengths, batch.tokens, rnnt_loss=True)
+
+
+def test_joint_path_is_chosen_on_the_cpu_without_autocast_only() -> None:
+    default = TransducerObjective()
+    cpu = torch.device("cpu")
+    assert default.use_joint(cpu)
+    assert not default.use_joint(torch.device("meta"))  # any other device keeps the logits
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not default.use_joint(cpu)
+        assert TransducerObjective(joint=True).use_joint(cpu)
+    assert not TransducerObjective(joint=False).use_joint(cpu)
+    assert not TransducerObjective(rnnt_loss_fn=reference_rnnt_loss).use_joint(cpu)
+
+
+@needs_functional
+def test_bf16_autocast_keeps_the_logits_path() -> None:
+    """Under autocast the default objective computes exactly what the logits path does (the blocked
+    pass would lift the joiner to float32 and change a bf16 run's numbers)."""
+    model, batch = _tiny("transducer", ctc_weight=0.3), _batch(7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref, _, ref_g = _loss_and_grads(model, TransducerObjective(joint=False), batch)
+        got, _, got_g = _loss_and_grads(model, TransducerObjective(), batch)
+    assert torch.equal(got, ref)
+    assert all(torch.equal(got_g[n], ref_g[n]) for n in ref_g)
+
+
+@needs_functional
+def test_joint_objective_with_a_frozen_joiner_matches_the_logits_path() -> None:
+    model, batch = _tiny("transducer"), _batch(8)
+    model = model.double()
+    batch.features = batch.features.double()
+    model.joiner.requires_grad_(False)
+    ref, _, ref_g = _loss_and_grads(model, TransducerObjective(joint=False), batch)
+    got, _, got_g = _loss_and_grads(model, TransducerObjective(joint=True), batch)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=0)
+    assert not any(n.startswith("joiner.") for n in [*ref_g, *got_g])
+    assert got_g.keys() == ref_g.keys() and len(ref_g) > 0
+    for name, g in ref_g.items():
+        torch.testing.assert_close(got_g[name], g, rtol=1e-9, atol=1e-12)
+
+
+def test_plain_joiner_detects_each_way_of_changing_the_joiner() -> None:
+    from semiasr.models.transducer import _plain_joiner
+
+    def changes():
+        j = _tiny("transducer").joiner
+        yield "nothing", j, True
+        j = _tiny("transducer").joiner
+        j.register_forward_hook(lambda m, a, o: o)
+        yield "joiner forward hook", j, False
+        j = _tiny("transducer").joiner
+        j.output.register_full_backward_hook(lambda m, gi, go: None)
+        yield "output backward hook", j, False
+        j = _tiny("transducer").joiner
+        j.join = lambda e, p: e + p
+        yield "join replaced", j, False
+        j = _tiny("transducer").joiner
+        j.output.forward = lambda x: x
+        yield "output forward replaced", j, False
+
+    for what, joiner, plain in changes():
+        assert _plain_joiner(joiner) is plain, what
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda m, a, o: o)
+    try:
+        assert not _plain_joiner(_tiny("transducer").joiner)
+    finally:
+        handle.remove()
+    assert _plain_joiner(_tiny("transducer").joiner)

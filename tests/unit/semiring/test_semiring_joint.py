@@ -149,3 +149,76 @@ def test_joiner_loss_benchmark_runs_and_restores_the_flush(tmp_path):
     assert all(r["ms"] > 0 and r["saved_MiB"] > 0 for r in report["rows"])
     assert json.loads(out.read_text())["rows"] == report["rows"]
     assert fast.flush_subnormal_ is bench._FLUSH and joint.flush_subnormal_ is bench._FLUSH
+
+
+def _peaked_case():
+    """A float32 lattice whose softmax is peaked like a trained joiner's: its gradient has entries
+    that underflow below the smallest normal float."""
+    joiner, enc, pred, targets, t_len, u_len = _case(7, bsz=3, t_max=20, u_max=8, v=30, j=16,
+                                                     dtype=torch.float32)  # fmt: skip
+    with torch.no_grad():
+        joiner.output.weight.mul_(40.0)
+    return joiner, enc, pred, targets, t_len, u_len
+
+
+def _subnormal_count(x: torch.Tensor) -> int:
+    tiny = torch.finfo(x.dtype).tiny
+    return int(((x != 0) & (x.abs() < tiny)).sum())
+
+
+def test_rnnt_loss_gradient_holds_no_subnormals(monkeypatch):
+    """The logits gradient of rnnt_loss is flushed; without the flush this lattice has subnormals
+    (so the check can fail)."""
+    joiner, enc, pred, targets, t_len, u_len = _peaked_case()
+    logits = joiner(enc, pred).detach().requires_grad_(True)
+
+    def grad():
+        logits.grad = None
+        F.rnnt_loss(logits, targets, t_len, u_len, reduction="sum").backward()
+        return logits.grad
+
+    assert _subnormal_count(grad()) == 0
+    monkeypatch.setattr(fast, "flush_subnormal_", lambda x: x)
+    assert _subnormal_count(grad()) > 0
+
+
+def test_joint_backward_flushes_before_the_matmuls(monkeypatch):
+    """The blocked backward hands every block's logits gradient through flush_subnormal_ before the
+    output layer's products (the count of flushed subnormals is what the flush saw)."""
+    joiner, enc, pred, targets, t_len, u_len = _peaked_case()
+    seen = []
+
+    def spy(x):
+        seen.append(_subnormal_count(x))
+        out = fast.flush_subnormal_(x)
+        assert _subnormal_count(out) == 0
+        return out
+
+    monkeypatch.setattr(joint, "flush_subnormal_", spy)
+    _blocked(joiner, enc, pred, targets, t_len, u_len, -1, "sum").backward()
+    assert len(seen) == len(list(joint.joint_blocks(t_len.tolist(), (u_len + 1).tolist())))
+    assert sum(seen) > 0
+
+
+def test_joint_backward_skips_gradients_no_input_needs():
+    """A frozen joiner output layer gets no gradient, and f/g gradients are unchanged by that."""
+    joiner, enc, pred, targets, t_len, u_len = _case(8)
+    ref = torch.autograd.grad(
+        _blocked(joiner, enc, pred, targets, t_len, u_len, -1, "sum"), [enc, pred]
+    )
+    joiner.output.requires_grad_(False)
+    loss = _blocked(joiner, enc, pred, targets, t_len, u_len, -1, "sum")
+    got = torch.autograd.grad(loss, [enc, pred])
+    for a, b in zip(ref, got, strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)
+    assert joiner.output.weight.grad is None
+
+
+def test_joint_loss_rejects_bad_ranks_and_mixed_dtypes():
+    joiner, enc, pred, targets, t_len, u_len = _case(9)
+    f, g = joiner.project_encoder(enc), joiner.project_predictor(pred)
+    w, b = joiner.output.weight, joiner.output.bias
+    with pytest.raises(AlignmentError, match="enc_proj"):
+        F.rnnt_joiner_loss(f[0], g, w, b, targets, t_len, u_len)
+    with pytest.raises(AlignmentError, match="one floating dtype"):
+        F.rnnt_joiner_loss(f.float(), g, w, b, targets, t_len, u_len)

@@ -363,6 +363,8 @@ def rnnt_loss(
         float(clamp),
         bool(fused_log_softmax),
         fast.BACKEND,
+        # the gradient goes back to half precision logits: nothing to gain from the flush
+        logits.device.type == "cpu" and x is logits,
     )
     impossible = nll >= -neg_inf(nll.dtype) / 2  # every path crosses a −inf arc
     nll = torch.where(impossible, torch.full_like(nll, float("inf")), nll)

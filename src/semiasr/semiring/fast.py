@@ -333,23 +333,34 @@ class RNNTLossFunction(torch.autograd.Function):
     """−log Z of the RNN-T lattice per utterance, with the merged softmax gradient written in place."""
 
     @staticmethod
-    def forward(ctx, logits, labels, logit_lengths, target_lengths, blank, clamp, fused, backend):
+    def forward(
+        ctx, logits, labels, logit_lengths, target_lengths, blank, clamp, fused, backend, flush
+    ):
         lse, phi, lab = rnnt_gather(logits, labels, blank, fused)
         alpha, beta, log_z = rnnt_alpha_beta(phi, lab, logit_lengths, target_lengths, backend)
         o_blank, o_label = rnnt_arc_occupancy(
             alpha, beta, phi, lab, log_z, logit_lengths, target_lengths
         )
         ctx.save_for_backward(logits, labels, lse, o_blank, o_label)
-        ctx.blank, ctx.clamp, ctx.fused = blank, clamp, fused
+        ctx.blank, ctx.clamp, ctx.fused, ctx.flush = blank, clamp, fused, flush
         return (-log_z).to(logits.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
         logits, labels, lse, o_blank, o_label = ctx.saved_tensors
         grad = rnnt_logits_grad(
-            logits, labels, lse, o_blank, o_label, grad_out, ctx.blank, ctx.clamp, ctx.fused
+            logits,
+            labels,
+            lse,
+            o_blank,
+            o_label,
+            grad_out,
+            ctx.blank,
+            ctx.clamp,
+            ctx.fused,
+            ctx.flush,
         )
-        return grad, None, None, None, None, None, None, None
+        return grad, None, None, None, None, None, None, None, None
 
 
 def _utterance_blocks(bsz: int, t_max: int, u1: int, v: int):
@@ -374,8 +385,12 @@ def rnnt_logits_grad(
     blank: int,
     clamp: float,
     fused: bool,
+    flush: bool | None = None,
 ) -> Tensor:
     """∂(Σ_b grad_out[b] · loss_b)/∂logits written into one (B, T, U+1, V) buffer, block by block.
+
+    ``flush``: zero the gradient's subnormal entries (None: on the CPU); callers whose gradient goes
+    on to half precision pass False — bf16 matrix units treat subnormals as zero already.
 
     Blocks are frame ranges of one utterance, so the scale is a scalar and the label index one
     (U+1,) row per block: besides the buffer, only block-sized temporaries are made (on the CPU the
@@ -385,7 +400,8 @@ def rnnt_logits_grad(
     bsz, t_max, u1, v = logits.shape
     dt = logits.dtype
     x = logits.detach()
-    flush = logits.device.type == "cpu"  # subnormals slow x86 matmuls down; GPUs do not care
+    if flush is None:  # subnormals slow x86 float32 matmuls down; GPUs do not care
+        flush = logits.device.type == "cpu"
     grad = torch.empty_like(logits) if fused else torch.zeros_like(x)
     scales = grad_out.to(dt).tolist()
     labels = labels.long()

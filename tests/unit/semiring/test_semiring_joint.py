@@ -222,3 +222,16 @@ def test_joint_loss_rejects_bad_ranks_and_mixed_dtypes():
         F.rnnt_joiner_loss(f[0], g, w, b, targets, t_len, u_len)
     with pytest.raises(AlignmentError, match="one floating dtype"):
         F.rnnt_joiner_loss(f.float(), g, w, b, targets, t_len, u_len)
+
+
+def test_half_precision_logits_skip_the_flush(monkeypatch):
+    """bf16 logits' gradient goes back to bf16 (whose matrix units treat subnormals as zero): the
+    float32 work copy is not flushed; float32 logits are."""
+    joiner, enc, pred, targets, t_len, u_len = _peaked_case()
+    calls = []
+    monkeypatch.setattr(fast, "flush_subnormal_", lambda x: calls.append(1) or x)
+    for dtype, flushed in ((torch.bfloat16, False), (torch.float32, True)):
+        calls.clear()
+        logits = joiner(enc, pred).detach().to(dtype).requires_grad_(True)
+        F.rnnt_loss(logits, targets, t_len, u_len, reduction="sum").backward()
+        assert bool(calls) is flushed, dtype

@@ -12,10 +12,10 @@ On the CPU without autocast the RNN-T term comes from the model's blocked joiner
 (``model(..., rnnt_loss=True)``, :func:`semiasr.functional.rnnt_joiner_loss`): the same value and
 gradients as the loss of the materialised (B, T', U+1, V) logits (to rounding), without holding
 them — 13× less memory kept for the backward on the demo's batches at about the same speed
-(0.98–1.28× in three runs), 33× less and 1.9× faster at V = 256 (``benchmarks/joiner_loss.py``). Under autocast (the blocked pass runs
-in float32, which would change the numbers of a bf16 run), on a GPU (which runs the large joiner
-tensors well) and with a custom ``rnnt_loss_fn``, the model returns the logits and the loss reads
-them; ``joint`` forces either.
+(0.98–1.28× in three runs), 33× less and 1.9× faster at V = 256 (``benchmarks/joiner_loss.py``).
+Under autocast (the blocked pass runs in float32, which would change the numbers of a bf16 run), on
+a GPU (which runs the large joiner tensors well) and with a custom ``rnnt_loss_fn``, the model
+returns the logits and the loss reads them; ``joint`` forces either.
 
 Metrics: ``loss`` (= L), ``rnnt_loss`` and ``ctc_loss`` (per utterance), ``num_utterances``,
 ``num_frames`` (input feature frames), ``num_tokens``.

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from semiasr.decoding import Decoded, transducer_beam_search, transducer_greedy_search
 from semiasr.errors import ConfigError
-from semiasr.functional import rnnt_joiner_loss
+from semiasr.functional import _work_dtype, rnnt_joiner_loss
 from semiasr.functional import rnnt_loss as semiring_rnnt_loss
 from semiasr.nn import ConformerEncoder, CTCHead, EncoderOutput, Joiner
 
@@ -113,8 +113,7 @@ class Transducer(nn.Module):
                 reduction="none",
             )
         else:
-            logits = self.joiner(enc.frames, pred)
-            logits = logits.float() if torch.finfo(logits.dtype).bits < 32 else logits
+            logits = _work_dtype(self.joiner(enc.frames, pred))  # a float32 loss under autocast
             nll = semiring_rnnt_loss(logits, *args, blank=self.blank, reduction="none")
         return TransducerOutput(None, enc.lengths, ctc, enc, nll)
 

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from semiasr.data.batch import Batch
+from semiasr.functional import _work_dtype  # half precision → float32, else as is
 from semiasr.objectives._common import check_tokens, functional_loss, size_metrics, unwrap
 
 __all__ = ["TransducerObjective"]
@@ -84,7 +85,7 @@ class TransducerObjective:
             rnnt_fn = self.rnnt_loss_fn or functional_loss("rnnt_loss")
             rnnt = (
                 rnnt_fn(
-                    _at_least_float32(out.logits),
+                    _work_dtype(out.logits),
                     batch.tokens.int(),
                     out.lengths.int(),
                     batch.token_lengths.int(),
@@ -115,8 +116,3 @@ class TransducerObjective:
             loss = loss + weight * ctc
             metrics["ctc_loss"] = float(ctc.detach())
         return loss, {"loss": float(loss.detach()), **metrics, **size_metrics(batch)}
-
-
-def _at_least_float32(x: Tensor) -> Tensor:
-    """Half-precision logits (autocast) go to the loss in float32; float64 stays float64."""
-    return x.float() if torch.finfo(x.dtype).bits < 32 else x

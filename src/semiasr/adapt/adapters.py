@@ -9,7 +9,9 @@ adapted model computes bit for bit what the base model computes (Houlsby et al.,
 Speech Foundation Models", 2023, fine-tune such adapters plus the decoder on a frozen encoder).
 
 ``add_adapters`` puts an adapter on the output of chosen modules (a whole block, or a submodule of
-it such as ``ff2``) with a forward hook. The adapters live in ``model.adapters`` (an
+it such as ``ff2``) with a forward hook: in series, ``y = A(f(x))``, or in parallel with the module,
+``y = f(x) + s · (A(x) − x)``, the adapter reading the module's input (He et al., "Towards a Unified
+View of Parameter-Efficient Transfer Learning", 2022). The adapters live in ``model.adapters`` (an
 ``nn.ModuleDict`` keyed by the dotted target name with ``-`` for ``.``), so the base model's
 parameter names do not change and a base checkpoint still loads into the adapted model.
 """
@@ -25,7 +27,9 @@ from semiasr.adapt.names import adapt_state, join_name, key_of, matching_modules
 from semiasr.adapt.outputs import main_tensor, replace_main_tensor
 from semiasr.errors import ConfigError
 
-__all__ = ["ResidualAdapter", "adapter_targets", "add_adapters", "infer_width"]
+__all__ = ["ADAPTER_MODES", "ResidualAdapter", "adapter_targets", "add_adapters", "infer_width"]
+
+ADAPTER_MODES = ("serial", "parallel")
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "swish": nn.SiLU}
 
@@ -51,12 +55,36 @@ class ResidualAdapter(nn.Module):
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
 
+    def delta(self, x: Tensor) -> Tensor:
+        """The residual branch alone: up(act(down(LN(x))))."""
+        return self.up(self.dropout(self.act(self.down(self.norm(x)))))
+
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.up(self.dropout(self.act(self.down(self.norm(x)))))
+        return x + self.delta(x)
 
     def on_output(self, module: nn.Module, args: Any, output: Any) -> Any:
         """Forward hook: adapt the main tensor of ``module``'s output."""
         return replace_main_tensor(output, self(main_tensor(output)))
+
+
+class ParallelHook:
+    """Forward hook adding ``scale · adapter.delta(input)`` to a module's output, where the input is
+    the module's first positional argument (its (B, T, D) main tensor)."""
+
+    def __init__(self, adapter: ResidualAdapter, scale: float):
+        self.adapter = adapter
+        self.scale = float(scale)
+
+    def __call__(self, module: nn.Module, args: Any, output: Any) -> Any:
+        if not args:
+            raise ConfigError(
+                f"a parallel adapter on {type(module).__name__} needs its input as the first "
+                "positional argument"
+            )
+        y = main_tensor(output)
+        return replace_main_tensor(
+            output, y + self.scale * self.adapter.delta(main_tensor(args[0]))
+        )
 
 
 def infer_width(module: nn.Module) -> int:
@@ -91,9 +119,15 @@ def add_adapters(
     act: str = "relu",
     dropout: float = 0.0,
     d_model: int | None = None,
+    mode: str = "serial",
+    scale: float = 1.0,
 ) -> dict[str, ResidualAdapter]:
-    """Attach a zero-initialised ResidualAdapter after every position of every block matching
-    ``layers`` (a dotted glob over module names). Returns {target module name: adapter}."""
+    """Attach a zero-initialised ResidualAdapter to every position of every block matching
+    ``layers`` (a dotted glob over module names): ``mode="serial"`` on the module's output,
+    ``"parallel"`` beside the module (output + ``scale`` · the adapter's branch of the module's
+    input; the module must keep the width). Returns {target module name: adapter}."""
+    if mode not in ADAPTER_MODES:
+        raise ConfigError(f"unknown adapter mode {mode!r}; choose one of {ADAPTER_MODES}")
     added: dict[str, ResidualAdapter] = {}
     store = root_container(model, "adapters")
     state = adapt_state(model)
@@ -105,7 +139,8 @@ def add_adapters(
         adapter = ResidualAdapter(width, bottleneck, act, dropout)
         place_like(adapter, module)
         store[key] = adapter
-        module.register_forward_hook(adapter.on_output)
+        hook = adapter.on_output if mode == "serial" else ParallelHook(adapter, scale)
+        module.register_forward_hook(hook)
         state.attach(name, adapter)
         added[name] = adapter
     return added

@@ -16,6 +16,7 @@ atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from semiasr.adapt.config import AdaptConfig
 from semiasr.adapt.lora import lora_layers
 from semiasr.adapt.names import adapt_state
 from semiasr.errors import CheckpointError
@@ -155,6 +157,9 @@ def _check_values(path: str | Path, want: dict[str, str], base: dict[str, Tensor
 
 
 def _check_config(path: str | Path, want: dict[str, Any], have: dict[str, Any]) -> None:
+    """Options missing on one side (a checkpoint older than the option) count as their default."""
+    defaults = dataclasses.asdict(AdaptConfig())
+    want, have = {**defaults, **want}, {**defaults, **have}
     differ = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
     if differ:
         pairs = [f"{k}={have.get(k)!r} (checkpoint: {want.get(k)!r})" for k in differ]

@@ -33,6 +33,9 @@ class AdaptConfig:
     bottleneck: int = 32
     adapter_act: str = "relu"
     adapter_dropout: float = 0.0
+    # "serial": on each position's output; "parallel": beside it, reading its input, scaled
+    adapter_mode: str = "serial"
+    adapter_scale: float = 1.0
     # LoRA: globs of nn.Linear names relative to each block
     lora_targets: list[str] = field(default_factory=lambda: ["attn.**", "ff1.**", "ff2.**"])
     lora_rank: int = 8

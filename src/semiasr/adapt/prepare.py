@@ -61,7 +61,15 @@ def _add_modules(model: nn.Module, cfg: AdaptConfig) -> list[str]:
     layers = join_name(cfg.encoder, cfg.layers)
     adapter_opts = {"act": cfg.adapter_act, "dropout": cfg.adapter_dropout}
     if cfg.method in ("adapters", "hff+adapters"):
-        add_adapters(model, layers, cfg.adapter_positions, cfg.bottleneck, **adapter_opts)
+        add_adapters(
+            model,
+            layers,
+            cfg.adapter_positions,
+            cfg.bottleneck,
+            mode=cfg.adapter_mode,
+            scale=cfg.adapter_scale,
+            **adapter_opts,
+        )
         for extra in cfg.adapter_extra:
             add_adapters(
                 model, join_name(cfg.encoder, extra), ("output",), cfg.bottleneck, **adapter_opts

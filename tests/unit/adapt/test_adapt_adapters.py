@@ -47,6 +47,50 @@ def test_adapters_change_the_output_once_trained(toy, feats, randomize) -> None:
     torch.testing.assert_close(after, model.joiner(torch.tanh(h)), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("positions", [("output",), ("ff1", "ff2")])
+def test_zero_initialised_parallel_adapters_leave_outputs_bit_identical(
+    toy, feats, positions
+) -> None:
+    model = toy(dtype=torch.float32)
+    x, n = feats(dtype=torch.float32)
+    before = model(x, n)
+    add_adapters(model, "encoder.layers.*", positions, bottleneck=3, mode="parallel", scale=4.0)
+    assert torch.equal(model(x, n), before)
+
+
+def test_parallel_adapter_reads_the_module_input(toy, feats, randomize) -> None:
+    """y = f(x) + s · A.delta(x) beside each block's ff1, checked by hand in float64."""
+    model = toy()
+    x, n = feats()
+    added = add_adapters(
+        model, "encoder.layers.*", ["ff1"], bottleneck=3, mode="parallel", scale=2.5
+    )
+    for adapter in added.values():
+        randomize(adapter)
+    h = model.encoder.proj_in(x)
+    for i, layer in enumerate(model.encoder.layers):
+        a = added[f"encoder.layers.{i}.ff1"]
+        f1 = type(layer.ff1).forward(layer.ff1, h)
+        ln = nn.functional.layer_norm(h, h.shape[-1:], a.norm.weight, a.norm.bias)
+        branch = torch.relu(ln @ a.down.weight.T + a.down.bias) @ a.up.weight.T + a.up.bias
+        h = h + 0.5 * (f1 + 2.5 * branch)
+        h = h + layer.attn(h)
+        h = h + 0.5 * layer.ff2(h)
+        h = layer.norm_out(h)
+    torch.testing.assert_close(model(x, n), model.joiner(torch.tanh(h)), rtol=0, atol=1e-12)
+    # serial adapters at the same places compute something else
+    serial = toy()
+    serial.load_state_dict(model.state_dict(), strict=False)
+    for name, adapter in add_adapters(serial, "encoder.layers.*", ["ff1"], bottleneck=3).items():
+        adapter.load_state_dict(added[name].state_dict())
+    assert not torch.allclose(serial(x, n), model(x, n))
+
+
+def test_unknown_adapter_mode_is_refused(toy) -> None:
+    with pytest.raises(ConfigError, match="adapter mode"):
+        add_adapters(toy(), "encoder.layers.*", ["ff1"], mode="sideways")
+
+
 def test_base_parameter_names_are_unchanged(toy) -> None:
     model = toy()
     base_keys = set(model.state_dict())

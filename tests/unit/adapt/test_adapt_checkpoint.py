@@ -12,7 +12,13 @@ METHOD_OPTS = {
     "lora": {"lora_rank": 2, "lora_targets": ["attn.**"]},
     "mda": {"num_domains": 3, "bottleneck": 3},
     "hff": {"fusion": "hierarchical"},
-    "hff+adapters": {"bottleneck": 3, "fusion": "weighted"},
+    "hff+adapters": {  # parallel adapters: the mode and scale must survive the round trip
+        "bottleneck": 3,
+        "fusion": "weighted",
+        "adapter_mode": "parallel",
+        "adapter_positions": ["ff1"],
+        "adapter_scale": 2.0,
+    },
     "decoder": {},
     "full": {},
 }
@@ -114,3 +120,23 @@ def test_checkpoint_errors(toy, tmp_path) -> None:
     torch.save({"a": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a semiasr adaptation checkpoint"):
         load_adaptation(tmp_path / "other.pt", toy())
+
+
+def test_checkpoint_older_than_an_option_loads_with_its_default(toy, feats, tmp_path) -> None:
+    """A checkpoint written before ``adapter_mode`` existed loads into a model set up with the
+    default (serial) and is refused by one set up in parallel."""
+    model = prepare_adaptation(toy(), "adapters", bottleneck=3)
+    _train(model, feats)
+    path = tmp_path / "old.pt"
+    save_adaptation(path, model)
+    payload = torch.load(path, weights_only=True)
+    for key in ("adapter_mode", "adapter_scale"):
+        del payload["config"][key]
+    torch.save(payload, path)
+    x, n = feats()
+    same = load_adaptation(path, prepare_adaptation(toy(), "adapters", bottleneck=3))
+    model.eval(), same.eval()
+    assert torch.equal(_run(same, x, n), _run(model, x, n))
+    parallel = prepare_adaptation(toy(), "adapters", bottleneck=3, adapter_mode="parallel")
+    with pytest.raises(CheckpointError, match="adapter_mode='parallel'"):
+        load_adaptation(path, parallel)

@@ -18,6 +18,7 @@ parameter names do not change and a base checkpoint still loads into the adapted
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,22 +69,39 @@ class ResidualAdapter(nn.Module):
 
 
 class ParallelHook:
-    """Forward hook adding ``scale · adapter.delta(input)`` to a module's output, where the input is
-    the module's first positional argument (its (B, T, D) main tensor)."""
+    """Forward hook (``with_kwargs=True``) adding ``scale · adapter.delta(x)`` to a module's output,
+    where ``x`` is the module's input: its first positional argument, or the keyword argument named
+    like the first parameter of its ``forward`` (Hugging Face layers pass ``hidden_states=``). The
+    input is read after the module ran: a module that changes its input in place is not supported."""
 
-    def __init__(self, adapter: ResidualAdapter, scale: float):
+    def __init__(self, adapter: ResidualAdapter, scale: float, name: str):
         self.adapter = adapter
         self.scale = float(scale)
+        self.name = name
 
-    def __call__(self, module: nn.Module, args: Any, output: Any) -> Any:
-        if not args:
-            raise ConfigError(
-                f"a parallel adapter on {type(module).__name__} needs its input as the first "
-                "positional argument"
-            )
+    def __call__(self, module: nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> Any:
+        x = main_tensor(self._input(module, args, kwargs))
         y = main_tensor(output)
-        return replace_main_tensor(
-            output, y + self.scale * self.adapter.delta(main_tensor(args[0]))
+        width = self.adapter.norm.normalized_shape[0]
+        if x.shape[-1] != width or y.shape[-1] != width:
+            raise ConfigError(
+                f"a parallel adapter needs {self.name} to keep the width {width}: its input has "
+                f"{x.shape[-1]} features, its output {y.shape[-1]}",
+                key=self.name,
+            )
+        return replace_main_tensor(output, y + self.scale * self.adapter.delta(x))
+
+    def _input(self, module: nn.Module, args: Any, kwargs: dict[str, Any]) -> Any:
+        if args:
+            return args[0]
+        params = list(inspect.signature(module.forward).parameters)
+        if params and params[0] in kwargs:
+            return kwargs[params[0]]
+        raise ConfigError(
+            f"a parallel adapter on {self.name} ({type(module).__name__}) cannot find the "
+            "module's input: neither a positional argument nor "
+            f"{params[0] if params else 'a named first parameter'}=...",
+            key=self.name,
         )
 
 
@@ -139,8 +157,10 @@ def add_adapters(
         adapter = ResidualAdapter(width, bottleneck, act, dropout)
         place_like(adapter, module)
         store[key] = adapter
-        hook = adapter.on_output if mode == "serial" else ParallelHook(adapter, scale)
-        module.register_forward_hook(hook)
+        if mode == "serial":
+            module.register_forward_hook(adapter.on_output)
+        else:
+            module.register_forward_hook(ParallelHook(adapter, scale, name), with_kwargs=True)
         state.attach(name, adapter)
         added[name] = adapter
     return added

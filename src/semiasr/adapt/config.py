@@ -33,7 +33,8 @@ class AdaptConfig:
     bottleneck: int = 32
     adapter_act: str = "relu"
     adapter_dropout: float = 0.0
-    # "serial": on each position's output; "parallel": beside it, reading its input, scaled
+    # adapters and hff+adapters (MDA's per-domain adapters are serial): "serial" on each position's
+    # output; "parallel" beside the position, reading its input, times adapter_scale
     adapter_mode: str = "serial"
     adapter_scale: float = 1.0
     # LoRA: globs of nn.Linear names relative to each block

@@ -107,6 +107,18 @@ def prepare_adaptation(
             "mda trains each parameter on one domain only; the shared decoder cannot train",
             key="train_decoder",
         )
+    if cfg.adapter_mode != "serial" and cfg.method not in ("adapters", "hff+adapters"):
+        raise ConfigError(
+            f"adapter_mode={cfg.adapter_mode!r} applies to the adapters and hff+adapters methods, "
+            f"not {cfg.method!r} (per-domain adapters are serial)",
+            key="adapter_mode",
+        )
+    if cfg.adapter_scale != 1.0 and cfg.adapter_mode != "parallel":
+        raise ConfigError(
+            f"adapter_scale={cfg.adapter_scale} scales parallel adapters only; "
+            "set adapter_mode=parallel or leave the scale at 1",
+            key="adapter_scale",
+        )
     if cfg.method == "decoder" and not cfg.encoder:
         raise ConfigError("method 'decoder' needs the encoder's name", key="encoder")
     if cfg.encoder and cfg.encoder not in dict(model.named_modules()):

@@ -91,6 +91,58 @@ def test_unknown_adapter_mode_is_refused(toy) -> None:
         add_adapters(toy(), "encoder.layers.*", ["ff1"], mode="sideways")
 
 
+class _Widen(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 6)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.linear(hidden_states)
+
+
+class _Holder(nn.Module):
+    """Calls its inner module with a keyword argument, as Hugging Face layers do."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(hidden_states=x)
+
+
+class _Square(nn.Linear):
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return super().forward(hidden_states)
+
+
+def test_parallel_adapter_finds_a_keyword_input(randomize) -> None:
+    model = _Holder(_Square(4, 4)).double()
+    added = add_adapters(model, "inner", ["output"], bottleneck=2, mode="parallel", scale=3.0)
+    randomize(added["inner"])
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    expected = model.inner.weight @ x.unsqueeze(-1)
+    expected = expected.squeeze(-1) + model.inner.bias + 3.0 * added["inner"].delta(x)
+    torch.testing.assert_close(model(x), expected, rtol=0, atol=1e-12)
+
+
+def test_parallel_adapter_refuses_a_module_that_changes_the_width() -> None:
+    model = _Holder(_Widen())
+    add_adapters(model, "inner", ["output"], bottleneck=2, mode="parallel", d_model=6)
+    with pytest.raises(ConfigError, match=r"inner to keep the width 6: its input has 4"):
+        model(torch.randn(1, 3, 4))
+
+
+def test_deepcopy_of_a_parallel_adapted_model_is_independent(toy, feats, randomize) -> None:
+    model = toy()
+    add_adapters(model, "encoder.layers.*", ["ff2"], bottleneck=3, mode="parallel", scale=2.0)
+    x, n = feats()
+    clone = copy.deepcopy(model)
+    randomize(model.adapters)
+    assert torch.equal(clone(x, n), toy()(x, n))  # the clone's adapters are still zero
+    assert not torch.allclose(model(x, n), clone(x, n))
+
+
 def test_base_parameter_names_are_unchanged(toy) -> None:
     model = toy()
     base_keys = set(model.state_dict())

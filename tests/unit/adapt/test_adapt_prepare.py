@@ -66,6 +66,10 @@ def test_prepare_errors(toy) -> None:
         prepare_adaptation(toy(), "mda", train_decoder=True)
     with pytest.raises(ConfigError, match="no submodule 'enc'"):
         prepare_adaptation(toy(), "adapters", encoder="enc")
+    with pytest.raises(ConfigError, match=r"adapter_mode='parallel' applies to .* not 'mda'"):
+        prepare_adaptation(toy(), "mda", adapter_mode="parallel")
+    with pytest.raises(ConfigError, match=r"adapter_scale=4\.0 scales parallel adapters only"):
+        prepare_adaptation(toy(), "adapters", adapter_scale=4.0)
     model = prepare_adaptation(toy(), "adapters")
     with pytest.raises(ConfigError, match="already set up for 'adapters'"):
         prepare_adaptation(model, "lora")

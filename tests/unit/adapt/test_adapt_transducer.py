@@ -10,6 +10,7 @@ from semiasr.adapt import (
     add_adapters,
     apply_lora,
     domain_context,
+    freeze_all_but,
     load_adaptation,
     merge_lora,
     prepare_adaptation,
@@ -50,6 +51,26 @@ def test_zero_adapters_leave_the_transducer_bit_identical() -> None:
     added = add_adapters(model, "encoder.layers.*", ["output", "ff1", "ff2", "attn"], bottleneck=4)
     assert len(added) == 12
     assert torch.equal(model(x, n, y).logits, before)
+
+
+def test_parallel_adapters_on_the_transducer_start_as_the_identity_and_train() -> None:
+    """Beside every module of the Conformer block, the attention and convolution modules taking
+    extra positional arguments (mask, positions) included."""
+    model = transducer(dtype=torch.float32)
+    x, n, y = inputs(torch.float32)
+    before = model(x, n, y).logits
+    positions = ["ff1", "attn", "conv", "ff2", "output"]
+    add_adapters(model, "encoder.layers.*", positions, bottleneck=4, mode="parallel", scale=4.0)
+    assert len(model.adapters) == 15
+    assert torch.equal(model(x, n, y).logits, before)
+    freeze_all_but(model, ["adapters"])
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):  # the first step moves only the zero-initialised up-projections
+        opt.zero_grad()
+        model(x, n, y).logits.logsumexp(-1).sum().backward()
+        opt.step()
+    assert all(a.down.weight.grad.abs().sum() > 0 for a in model.adapters.values())
+    assert not torch.allclose(model(x, n, y).logits, before)
 
 
 def test_merged_lora_equals_unmerged_on_the_transducer(randomize) -> None:

@@ -74,10 +74,12 @@ class ParallelHook:
     like the first parameter of its ``forward`` (Hugging Face layers pass ``hidden_states=``). The
     input is read after the module ran: a module that changes its input in place is not supported."""
 
-    def __init__(self, adapter: ResidualAdapter, scale: float, name: str):
+    def __init__(self, adapter: ResidualAdapter, scale: float, name: str, module: nn.Module):
         self.adapter = adapter
         self.scale = float(scale)
         self.name = name
+        params = list(inspect.signature(module.forward).parameters)
+        self.first = params[0] if params else None  # the input's name, if passed by keyword
 
     def __call__(self, module: nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> Any:
         x = main_tensor(self._input(module, args, kwargs))
@@ -94,13 +96,12 @@ class ParallelHook:
     def _input(self, module: nn.Module, args: Any, kwargs: dict[str, Any]) -> Any:
         if args:
             return args[0]
-        params = list(inspect.signature(module.forward).parameters)
-        if params and params[0] in kwargs:
-            return kwargs[params[0]]
+        if self.first is not None and self.first in kwargs:
+            return kwargs[self.first]
         raise ConfigError(
             f"a parallel adapter on {self.name} ({type(module).__name__}) cannot find the "
             "module's input: neither a positional argument nor "
-            f"{params[0] if params else 'a named first parameter'}=...",
+            f"{self.first or 'a named first parameter'}=...",
             key=self.name,
         )
 
@@ -160,7 +161,9 @@ def add_adapters(
         if mode == "serial":
             module.register_forward_hook(adapter.on_output)
         else:
-            module.register_forward_hook(ParallelHook(adapter, scale, name), with_kwargs=True)
+            module.register_forward_hook(
+                ParallelHook(adapter, scale, name, module), with_kwargs=True
+            )
         state.attach(name, adapter)
         added[name] = adapter
     return added

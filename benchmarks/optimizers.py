@@ -8,10 +8,13 @@ warm-up steps, and the median of ``--repeats`` steps is reported with the ratio 
 (goal ≤ 1.5), both in wall-clock time and in the CPU time of this process (``--threads 1`` by
 default: on a machine shared with other jobs, CPU time is the steadier of the two). With
 ``--per-tensor``, FAdam's per-tensor path (``foreach=False``) is timed in the same
-interleaving.
+interleaving. AdamW's other two implementations (``optim.implementation``: ``fused=True``, one
+kernel for all tensors, and the per-parameter loop, PyTorch's CPU default) are timed with them.
+``--shapes demo`` times the parameter set of the demo's model (``conf/demo.yaml``: 2.0M
+parameters in 167 tensors, where the per-tensor overhead dominates) instead of the 30M one.
 
     python benchmarks/optimizers.py step [--repeats 15] [--threads 1] [--per-tensor] \
-        [--out runs/bench/optimizers_step.json]
+        [--shapes transformer|demo] [--out runs/bench/optimizers_step.json]
 
 Prints a table and writes JSON (timings in milliseconds, machine and versions).
 
@@ -84,13 +87,31 @@ def time_step(opt: torch.optim.Optimizer) -> tuple[float, float]:
     return (time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3
 
 
-def bench_step(repeats: int, warmup: int, per_tensor: bool) -> dict[str, Any]:
-    shapes = transformer_shapes()
+def demo_shapes() -> list[tuple]:
+    """The parameter shapes of the demo's model (built from ``conf/demo.yaml``, 28 characters)."""
+    from semiasr.config import as_object, load_config
+    from semiasr.models.build import build_model
+
+    cfg = as_object(load_config("demo"))
+    model = build_model(cfg.model, 28, cfg.data.features.num_mel_bins)
+    return [tuple(p.shape) for p in model.parameters()]
+
+
+def bench_step(
+    repeats: int, warmup: int, per_tensor: bool, shapes_of: str = "transformer"
+) -> dict[str, Any]:
+    shapes = demo_shapes() if shapes_of == "demo" else transformer_shapes()
     n_params = sum(torch.Size(s).numel() for s in shapes)
     opts = {
         "fadam_foreach": FAdam(make_params(shapes, 0), lr=1e-3, weight_decay=0.1, foreach=True),
         "adamw_foreach": torch.optim.AdamW(
             make_params(shapes, 0), lr=1e-3, weight_decay=0.1, foreach=True
+        ),
+        "adamw_fused": torch.optim.AdamW(
+            make_params(shapes, 0), lr=1e-3, weight_decay=0.1, fused=True
+        ),
+        "adamw_loop": torch.optim.AdamW(
+            make_params(shapes, 0), lr=1e-3, weight_decay=0.1, foreach=False
         ),
     }
     if per_tensor:
@@ -110,6 +131,7 @@ def bench_step(repeats: int, warmup: int, per_tensor: bool) -> dict[str, Any]:
             cpu[name].append(c)
     result: dict[str, Any] = {
         "mode": "step",
+        "shapes": shapes_of,
         "n_params": n_params,
         "n_tensors": len(shapes),
         "repeats": repeats,
@@ -416,6 +438,12 @@ def main(argv: list[str] | None = None) -> None:
     step.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     step.add_argument("--per-tensor", action="store_true", help="also time FAdam(foreach=False)")
     step.add_argument("--warmup", type=int, default=3)
+    step.add_argument(
+        "--shapes",
+        choices=("transformer", "demo"),
+        default="transformer",
+        help="the 30M transformer-shaped set, or the demo model's parameters",
+    )
     step.add_argument("--out", type=Path, default=Path("runs/bench/optimizers_step.json"))
     train = sub.add_parser("train", help="train the demo model with AdamW and FAdam")
     train.add_argument("--config", default="demo")
@@ -449,7 +477,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.mode == "step":
         torch.set_num_threads(args.threads)
-        result = bench_step(args.repeats, args.warmup, args.per_tensor)
+        result = bench_step(args.repeats, args.warmup, args.per_tensor, args.shapes)
         print_step(result)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))

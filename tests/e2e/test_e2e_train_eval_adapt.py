@@ -113,6 +113,26 @@ def test_train_resume_eval_decode_transcribe_adapt(workdir: Path) -> None:
     assert (adapted / "adaptation.pt").is_file()
     assert (adapted / "eval" / "target_test" / "report.json").is_file()
 
+    # pseudo labels voted by the two models, written as a manifest (an untrained model's
+    # hypotheses are often empty: those are left out and counted)
+    out = semiasr(
+        "pseudo-label",
+        "runs/tiny",
+        "runs/tiny-adapters",
+        "--split",
+        "target_dev",
+        "--out",
+        "pl/target_dev.jsonl",
+        "--checkpoint",
+        "last",
+        cwd=workdir,
+    ).stdout
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["utterances"] > 0 and summary["runs"] == ["runs/tiny", "runs/tiny-adapters"]
+    assert summary["written"] + summary["dropped_empty"] == summary["utterances"]
+    written = (workdir / "pl" / "target_dev.jsonl").read_text().splitlines()
+    assert len(written) == summary["written"]
+
 
 def test_demo_reports_greedy_and_lm_fused_beam_search(workdir: Path) -> None:
     tiny = [

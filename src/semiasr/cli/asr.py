@@ -126,6 +126,39 @@ def register(app: typer.Typer) -> None:
         atomic_write_text(out, "\n".join(lines) + "\n")
         typer.echo(f"{len(utts)} utterances → {out}; RTF {timing['rtf']:.4f}")
 
+    @app.command("pseudo-label")
+    def pseudo_label_cmd(
+        runs: Annotated[
+            list[Path], typer.Argument(help="One or more run directories (their votes decide).")
+        ],
+        split: Annotated[
+            str,
+            typer.Option(help="A split of the first run's corpus, or a manifest file (.jsonl)."),
+        ],
+        out: Annotated[Path, typer.Option(help="The manifest to write (semiasr JSONL).")],
+        checkpoint: Annotated[str, typer.Option()] = "averaged",
+        method: Annotated[str, typer.Option()] = "greedy",
+        beam: Annotated[int, typer.Option()] = 4,
+        min_agreement: Annotated[
+            float,
+            typer.Option(help="Leave out utterances fewer than this share of the runs agree on."),
+        ] = 0.0,
+    ) -> None:
+        """Transcribe a split with trained models (majority vote over several) and write the
+        hypotheses as a training manifest: data.train=[train,OUT] trains on them."""
+        from semiasr.tasks.pseudo import pseudo_label
+
+        summary = pseudo_label(
+            runs,
+            split,
+            out,
+            checkpoint=checkpoint,
+            method=method,
+            beam=beam,
+            min_agreement=min_agreement,
+        )
+        typer.echo(json.dumps(summary.to_dict()))
+
     @app.command("transcribe")
     def transcribe_cmd(
         run: Annotated[Path, typer.Argument(help="A run directory.")],

@@ -21,7 +21,6 @@ import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from semiasr.data.augment import WaveAugmenter, spec_augment, vtlp
 from semiasr.data.batch import Batch
 from semiasr.data.config import DataConfig
 from semiasr.data.features import GlobalStats, NativeFbank
-from semiasr.data.manifest import DataReport, load_manifest, validate_cuts
+from semiasr.data.manifest import DataReport, load_split, validate_cuts
 from semiasr.data.sampler import plan_batches
 from semiasr.data.tokenizer import Tokenizer
 from semiasr.errors import ConfigError, DataError
@@ -84,7 +83,7 @@ def load_splits(
     from lhotse import CutSet
 
     report = report or DataReport(cfg.skip_bad)
-    parts = [load_manifest(cfg.root, s, report=report) for s in split_names]
+    parts = [load_split(cfg.root, s, report=report) for s in split_names]
     for s, p in zip(split_names, parts):
         if len(p) == 0:
             raise DataError(f"split {s!r} under {cfg.root} holds no utterances", item=s)
@@ -528,7 +527,7 @@ def corpus_texts(data_cfg: DataConfig, split_names: Sequence[str]) -> list[str]:
     report = DataReport(data_cfg.skip_bad)
     out = []
     for s in split_names:
-        for c in load_manifest(Path(data_cfg.root), s, report=report):
+        for c in load_split(data_cfg.root, s, report=report):
             if is_labelled(c):
                 out.append(" ".join(sup.text or "" for sup in c.supervisions))
     return out

@@ -39,9 +39,12 @@ __all__ = [
     "import_jsonl",
     "import_kaldi_dir",
     "import_nemo",
+    "is_manifest_path",
     "load_manifest",
+    "load_split",
     "make_cut",
     "prepare_recipe",
+    "split_label",
     "validate_cuts",
     "write_jsonl",
 ]
@@ -467,6 +470,43 @@ def load_manifest(
     if kind == "nemo":
         return import_nemo(p, report=report)
     return import_jsonl(p, split=split, report=report)
+
+
+MANIFEST_SUFFIXES = (".jsonl", ".jsonl.gz", ".json")
+
+
+def is_manifest_path(split: str) -> bool:
+    """Whether a split name in a config (``data.train`` …) names a manifest file instead of a
+    split of ``data.root``: it ends in .jsonl, .jsonl.gz or .json (e.g. the output of
+    ``semiasr pseudo-label``)."""
+    return str(split).endswith(MANIFEST_SUFFIXES)
+
+
+def split_label(split: str) -> str:
+    """A split's short name for folders and logs: a manifest path's file name without its
+    suffix, else the split itself."""
+    if not is_manifest_path(split):
+        return str(split)
+    name = Path(split).name
+    for suffix in sorted(MANIFEST_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name  # pragma: no cover - is_manifest_path guarantees a suffix
+
+
+def load_split(
+    root: str | Path, split: str, *, skip_bad: bool = False, report: DataReport | None = None
+) -> Any:
+    """The CutSet of one split of a config: a manifest file when ``split`` is a path to one
+    (relative to the working directory; see :func:`is_manifest_path`), else ``split`` of the
+    corpus at ``root``."""
+    if is_manifest_path(split):
+        if not Path(split).is_file():
+            raise DataError(
+                f"split {split!r} names a manifest file, and {split} does not exist", item=split
+            )
+        return load_manifest(split, None, skip_bad=skip_bad, report=report)
+    return load_manifest(root, split, skip_bad=skip_bad, report=report)
 
 
 def _sniff(p: Path) -> str:

@@ -78,6 +78,41 @@ def decay_groups(
     return out
 
 
+IMPLEMENTATIONS = ("auto", "fused", "foreach", "loop")
+
+
+def _adamw_kernel(params: list[Any], cfg: Any) -> dict[str, bool]:
+    """AdamW's ``fused`` / ``foreach`` flags for ``optim.implementation`` (see OptimConfig).
+
+    The fused kernel does the whole update of every parameter in one pass (on the 2-core CPU of
+    docs/benchmarks.md about 5× faster than the loop for the demo's 167 tensors); its results
+    differ from the loop's by rounding only (tested to 1e-6)."""
+    impl = str(getattr(cfg, "implementation", "auto"))
+    if impl not in IMPLEMENTATIONS:
+        raise ConfigError(
+            f"optim.implementation: unknown '{impl}' (known: {', '.join(IMPLEMENTATIONS)})",
+            key="optim.implementation",
+        )
+    if impl == "loop":
+        return {"foreach": False}
+    if impl == "foreach":
+        return {"foreach": True}
+    tensors = [t for g in params for t in (g["params"] if isinstance(g, dict) else [g])]
+    from torch.optim.optimizer import _get_fused_kernels_supported_devices
+
+    devices = _get_fused_kernels_supported_devices()
+    ok = all(t.is_floating_point() and t.device.type in devices for t in tensors)
+    if impl == "fused" and not ok:
+        bad = next(t for t in tensors if not (t.is_floating_point() and t.device.type in devices))
+        raise ConfigError(
+            f"optim.implementation=fused: PyTorch has no fused AdamW for a {bad.dtype} parameter "
+            f"on {bad.device.type} (fused kernels exist for floating-point tensors on "
+            f"{', '.join(devices)})",
+            key="optim.implementation",
+        )
+    return {"fused": True} if ok else {}
+
+
 def build_optimizer(
     params_or_model: nn.Module | Iterable[torch.Tensor] | Iterable[dict[str, Any]], cfg: Any
 ) -> Optimizer:
@@ -101,7 +136,7 @@ def build_optimizer(
     betas = (float(cfg.beta1), float(cfg.beta2))
     common = dict(lr=float(cfg.lr), betas=betas, eps=float(cfg.eps), weight_decay=wd)
     if name == "adamw":
-        return torch.optim.AdamW(params, **common)
+        return torch.optim.AdamW(params, **common, **_adamw_kernel(params, cfg))
     if name == "fadam":
         return FAdam(params, clip=float(cfg.clip), p=float(cfg.p), **common)
     close = difflib.get_close_matches(name, OPTIMIZERS, n=1)

@@ -12,7 +12,12 @@ class OptimConfig:
     decoupled decay or FAdam's λ; parameters with fewer than two dimensions never decay.
     ``lr_scales``: {parameter-name glob: factor} — a parameter matching a glob (the first that
     matches, see :mod:`semiasr.globs`) learns at ``factor · lr`` (e.g. ``{adapters: 3.0}``: new
-    modules faster than the pretrained parts around them)."""
+    modules faster than the pretrained parts around them). ``implementation`` (AdamW only):
+    "fused" (one kernel for every parameter, PyTorch's ``fused=True``; CPU and GPU), "foreach"
+    (batched tensor ops), "loop" (one parameter at a time, PyTorch's CPU default), or "auto":
+    fused where every parameter is a floating-point tensor on a device with fused kernels, else
+    PyTorch's default. A run resumed from a checkpoint keeps the implementation it was saved
+    with, so resuming stays exact."""
 
     name: str = "adamw"
     lr: float = 1e-3
@@ -23,6 +28,7 @@ class OptimConfig:
     clip: float = 1.0
     p: float = 0.5
     lr_scales: dict[str, float] = field(default_factory=dict)
+    implementation: str = "auto"
 
 
 @dataclass

@@ -15,6 +15,7 @@ from torch import nn
 from semiasr.adapt import domain_context, prepare_adaptation
 from semiasr.config import as_object, load_config
 from semiasr.data.loader import build_dataloader, corpus_texts
+from semiasr.data.manifest import split_label
 from semiasr.errors import CheckpointError, ConfigError
 from semiasr.eval import EvalReport, Utterance, evaluate, write_report
 from semiasr.lm import NgramLM, ShallowFusion
@@ -180,8 +181,10 @@ def decode_split(
 
 def report_folder(split: str, method: str) -> str:
     """The folder under ``<run>/eval`` for ``split`` decoded with ``method``: a beam search's
-    report goes beside the greedy one (``<split>-beam``), not over it."""
-    return split if method == "greedy" else f"{split}-{method}"
+    report goes beside the greedy one (``<split>-beam``), not over it. A split given as a
+    manifest path reports under the file's name (``runs/x/pl.jsonl`` → ``pl``)."""
+    name = split_label(split)
+    return name if method == "greedy" else f"{name}-{method}"
 
 
 def evaluate_run(
@@ -228,7 +231,7 @@ def evaluate_run(
                 }
             )
         target = (
-            Path(out_dir) / split
+            Path(out_dir) / split_label(split)
             if out_dir
             else Path(run_dir) / "eval" / report_folder(split, method)
         )

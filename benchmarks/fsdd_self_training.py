@@ -1,0 +1,214 @@
+"""Self-training on FSDD's held-out speakers: their audio without their transcripts.
+
+The models of ``semiasr train fsdd`` (one per seed) label the test speakers' recordings
+(``semiasr pseudo-label``: the seeds vote), and each seed's model is then fine-tuned on the four
+training speakers plus those pseudo labels (noisy student: the recipe's speed, noise, reverberation
+and SpecAugment stay on) and scored. No test transcript is used for training or for any choice.
+
+So that no recording is scored by a model that trained on its own pseudo label, each test
+speaker's recordings are split in two halves (A, B: alternate recordings in id order): a student
+fine-tuned on A's pseudo labels is scored on B and the other way round, and the test WER of a
+seed is over both halves (every test recording once). Round r + 1 takes its pseudo labels for A
+from the vote of round r's students that were scored on A (trained on B), and likewise for B::
+
+    python benchmarks/fsdd_self_training.py runs/fsdd runs/fsdd-s1 runs/fsdd-s2 \\
+        --rounds 2 --jobs 2 --out runs/bench/fsdd-st
+
+Students: full fine-tuning from the base run's averaged checkpoint, ``--steps`` updates at
+``--lr`` (cosine, warm-up a tenth). With ``--split dev`` and runs of ``benchmarks/fsdd_recipe.py``
+(three speakers, the fourth as ``dev``), the same protocol runs on the development speaker, which
+is where its settings were chosen. Writes ``self_training.json`` and ``self_training.md`` to
+``--out``; finished students are read back with ``--reuse``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def write_halves(run: Path, split: str, out: Path) -> dict[str, Path]:
+    """``out/half{A,B}.jsonl``: each speaker's utterances of ``split``, alternating in id order."""
+    from semiasr.config import load_config
+    from semiasr.data.manifest import load_split, write_jsonl
+
+    cfg = load_config(run / "config.yaml")
+    cuts = load_split(cfg.data.root, split)
+    by_speaker: dict[str, list[Any]] = collections.defaultdict(list)
+    for c in cuts:
+        by_speaker[c.supervisions[0].speaker or ""].append(c)
+    halves: dict[str, list[Any]] = {"A": [], "B": []}
+    for spk in sorted(by_speaker):
+        for i, c in enumerate(sorted(by_speaker[spk], key=lambda c: c.id)):
+            halves["AB"[i % 2]].append(c)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for h, cs in halves.items():
+        paths[h] = (out / f"half{h}.jsonl").resolve()
+        write_jsonl(cs, paths[h])
+    return paths
+
+
+def other(half: str) -> str:
+    return "B" if half == "A" else "A"
+
+
+def score(run: Path, manifest: Path, which: str) -> tuple[int, int, list[tuple[str, str]]]:
+    """(word errors, reference words, the (ref, hyp) pairs that differ) of ``run`` on a manifest."""
+    from semiasr.eval.wer import error_counts
+    from semiasr.tasks import decode_split, load_trained
+
+    utts = decode_split(load_trained(run, which), str(manifest))[0]
+    errors = words = 0
+    wrong = []
+    for u in utts:
+        e = error_counts(u.ref, u.hyp)
+        errors += e.errors
+        words += e.ref_len
+        if u.ref != u.hyp:
+            wrong.append((u.ref, u.hyp))
+    return errors, words, wrong
+
+
+def adapt_job(cmd: list[str], log: Path, threads: int) -> int:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    with log.open("w") as f:
+        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="base runs (one per seed)")
+    ap.add_argument("--split", default="test", help="the held-out speakers' split")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reuse", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench/fsdd-st"))
+    args = ap.parse_args(argv)
+
+    from semiasr.config import load_config
+    from semiasr.tasks.pseudo import pseudo_label
+
+    halves = write_halves(args.runs[0], args.split, args.out)
+    train_splits = list(load_config(args.runs[0] / "config.yaml").data.train)
+    run_root = (args.out / "runs").resolve()
+    run_root.mkdir(parents=True, exist_ok=True)
+
+    def seed_wers(models: dict[tuple[Path, str], tuple[Path, str]]) -> list[dict[str, Any]]:
+        """Per base run: WER over both halves; ``models`` maps (base, half scored) → (run, ckpt)."""
+        rows = []
+        for base in args.runs:
+            e = w = 0
+            wrong: list[tuple[str, str]] = []
+            for h in "AB":
+                run, which = models[(base, h)]
+                de, dw, dwrong = score(run, halves[h], which)
+                e, w = e + de, w + dw
+                wrong += dwrong
+            common = collections.Counter(wrong).most_common(3)
+            rows.append(
+                {
+                    "base": str(base),
+                    "wer": 100.0 * e / max(w, 1),
+                    "confusions": [[r, h, n] for (r, h), n in common],
+                }
+            )
+        return rows
+
+    base_models = {(b, h): (b, "averaged") for b in args.runs for h in "AB"}
+    rounds: list[dict[str, Any]] = [{"round": 0, "seeds": seed_wers(base_models)}]
+    teachers = {h: [(b, "averaged") for b in args.runs] for h in "AB"}
+    for r in range(1, args.rounds + 1):
+        labels, pl_info = {}, {}
+        for h in "AB":
+            ckpts = {which for _, which in teachers[h]}
+            pl = (args.out / f"round{r}" / f"pseudo{h}.jsonl").resolve()
+            s = pseudo_label(
+                [run for run, _ in teachers[h]], str(halves[h]), pl, checkpoint=ckpts.pop()
+            )
+            labels[h] = pl
+            pl_info[h] = {"written": s.written, "label_wer": s.reference_wer}
+            print(f"round {r}: pseudo labels of half {h}: WER {s.reference_wer:.2f}%", flush=True)
+        jobs = {}
+        for base in args.runs:
+            for h in "AB":  # train on h's pseudo labels, score on the other half
+                name = f"{base.name}-r{r}-{h}"
+                train = ",".join(f"'{s}'" for s in [*train_splits, str(labels[h])])
+                jobs[(base, other(h))] = (
+                    name,
+                    [
+                        sys.executable, "-m", "semiasr", "adapt", str(base), "--method", "full",
+                        "--name", name, "--overwrite", f"run_root={run_root}",
+                        f"data.train=[{train}]", "data.valid=[]",
+                        f"data.test=['{halves[other(h)]}']",
+                        f"train.max_steps={args.steps}", f"optim.lr={args.lr}",
+                        "sched.name=cosine", f"sched.warmup_steps={max(args.steps // 10, 1)}",
+                        "train.progress=false",
+                    ],
+                )  # fmt: skip
+        todo = {
+            k: v
+            for k, v in jobs.items()
+            if not (args.reuse and (run_root / v[0] / "adaptation.pt").is_file())
+        }
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            codes = dict(
+                zip(
+                    todo,
+                    pool.map(
+                        lambda v: adapt_job(v[1], run_root / f"{v[0]}.log", args.threads),
+                        todo.values(),
+                    ),
+                )
+            )
+        failed = [jobs[k][0] for k, c in codes.items() if c != 0]
+        if failed:
+            raise SystemExit(f"fsdd_self_training.py: {failed} failed; logs in {run_root}")
+        students = {k: (run_root / v[0], "last") for k, v in jobs.items()}
+        rounds.append({"round": r, "pseudo_labels": pl_info, "seeds": seed_wers(students)})
+        teachers = {h: [students[(b, h)] for b in args.runs] for h in "AB"}
+        print(f"round {r}: " + ", ".join(f"{s['wer']:.2f}" for s in rounds[-1]["seeds"]))
+
+    for rd in rounds:
+        w = [s["wer"] for s in rd["seeds"]]
+        rd["mean"], rd["sd"] = statistics.mean(w), statistics.stdev(w) if len(w) > 1 else 0.0
+    report = {
+        "runs": [str(r) for r in args.runs],
+        "split": args.split,
+        "steps": args.steps,
+        "lr": args.lr,
+        "halves": {h: str(p) for h, p in halves.items()},
+        "rounds": rounds,
+    }
+    (args.out / "self_training.json").write_text(json.dumps(report, indent=1))
+    lines = [
+        f"# Self-training on `{args.split}` (no transcripts of it used)",
+        "",
+        f"Base runs: {', '.join(f'`{r}`' for r in args.runs)}; students: full fine-tuning, "
+        f"{args.steps} updates at {args.lr:g} (cosine).",
+        "",
+        "| round | pseudo-label WER A / B % | WER per seed % | mean ± sd % |",
+        "| ---: | --- | --- | --- |",
+    ]
+    for rd in rounds:
+        pl = rd.get("pseudo_labels")
+        pls = f"{pl['A']['label_wer']:.2f} / {pl['B']['label_wer']:.2f}" if pl else "–"
+        seeds = " / ".join(f"{s['wer']:.2f}" for s in rd["seeds"])
+        lines.append(f"| {rd['round']} | {pls} | {seeds} | {rd['mean']:.2f} ± {rd['sd']:.2f} |")
+    (args.out / "self_training.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

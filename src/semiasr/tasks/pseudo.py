@@ -1,0 +1,142 @@
+"""Pseudo labels: transcribe unlabelled audio with one or more trained models and write the result
+as a manifest that training reads like any other (``data.train=[train,runs/pl/pseudo.jsonl]``).
+
+With several models (e.g. seeds of one recipe) each utterance takes the hypothesis most of them
+agree on — ties go to the model listed first — and its ``pl_agreement`` (the share of models that
+gave it) is kept in the manifest; ``min_agreement`` drops the utterances the models disagree on.
+This is the teacher side of self-training and noisy-student training (Xie et al., 2020; Park et
+al., "Improved Noisy Student Training for Automatic Speech Recognition", 2020): the student trains
+on labelled data plus these labels, with augmentation on. Nothing here reads a reference
+transcript; where the split has them, the summary reports the pseudo labels' WER against them,
+for information only.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semiasr.data.manifest import load_split, write_jsonl
+from semiasr.errors import ConfigError, DataError
+from semiasr.eval.wer import wer
+from semiasr.tasks.evaluate import decode_split, load_trained
+
+__all__ = ["PseudoLabelSummary", "pseudo_label", "vote"]
+
+
+@dataclass
+class PseudoLabelSummary:
+    """What :func:`pseudo_label` wrote."""
+
+    out: str
+    runs: list[str]
+    split: str
+    utterances: int
+    written: int
+    dropped_empty: int
+    dropped_agreement: int
+    mean_agreement: float
+    # WER of the written labels against the split's own transcripts, where it has them
+    reference_wer: float | None = None
+    decode_s: float = 0.0
+    per_run_reference_wer: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def vote(hypotheses: list[str]) -> tuple[str, float]:
+    """The hypothesis most models gave (ties: the earliest) and the share that gave it."""
+    if not hypotheses:
+        raise ValueError("vote needs at least one hypothesis")
+    counts = collections.Counter(hypotheses)
+    top = max(counts.values())
+    winner = next(h for h in hypotheses if counts[h] == top)
+    return winner, top / len(hypotheses)
+
+
+def _reference_wer(refs: dict[str, str], hyps: dict[str, str]) -> float | None:
+    """WER of ``hyps`` against the split's transcripts, None where some utterance has none."""
+    if not refs or not all(r.strip() for r in refs.values()):
+        return None
+    keys = list(refs)
+    return wer([refs[k] for k in keys], [hyps.get(k, "") for k in keys])
+
+
+def pseudo_label(
+    runs: list[str | Path],
+    split: str,
+    out: str | Path,
+    *,
+    checkpoint: str = "averaged",
+    method: str = "greedy",
+    beam: int = 4,
+    min_agreement: float = 0.0,
+) -> PseudoLabelSummary:
+    """Decode ``split`` of the first run's corpus (``data.root``; or a manifest path) with every
+    run in ``runs`` and write a semiasr JSONL manifest to ``out`` whose transcripts are the voted
+    hypotheses; utterances with an empty hypothesis, or fewer than ``min_agreement`` of the models
+    behind theirs, are left out. Returns a summary (also the JSON that ``semiasr pseudo-label``
+    prints)."""
+    if not runs:
+        raise ConfigError("pseudo_label needs at least one trained run")
+    if not 0.0 <= min_agreement <= 1.0:
+        raise ConfigError(f"min_agreement must lie in [0, 1], got {min_agreement}")
+    decoders = [load_trained(r, checkpoint) for r in runs]
+    data_cfg = decoders[0].cfg.data
+    cuts = load_split(data_cfg.root, split)
+    per_run: list[dict[str, str]] = []
+    refs: dict[str, str] = {}
+    decode_s = 0.0
+    for dec in decoders:
+        utts, timing = decode_split(dec, split, data_cfg, method=method, beam=beam)
+        per_run.append({u.id: u.hyp for u in utts})
+        refs = {u.id: u.ref for u in utts}
+        decode_s += timing["decode_s"]
+    ids = [c.id for c in cuts]
+    missing = [i for i in ids if any(i not in h for h in per_run)]
+    if missing:  # the loader drops nothing silently, but say so if it ever does
+        raise DataError(f"{len(missing)} utterances of {split} were not decoded", item=missing[0])
+    kept, labels, agreements = [], {}, []
+    dropped_empty = dropped_agreement = 0
+    for cut in cuts:
+        hyp, share = vote([h[cut.id] for h in per_run])
+        labels[cut.id] = hyp
+        if not hyp.strip():
+            dropped_empty += 1
+            continue
+        if share < min_agreement:
+            dropped_agreement += 1
+            continue
+        agreements.append(share)
+        custom = {k: v for k, v in (cut.custom or {}).items() if k != "labelled"}
+        custom["pl_agreement"] = round(share, 4)
+        sup = cut.supervisions[0]  # every cut the loader reads has one (text or not)
+        kept.append(
+            dataclasses.replace(
+                cut,
+                supervisions=[dataclasses.replace(sup, text=hyp)],
+                custom=custom,
+            )
+        )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = write_jsonl(kept, out)
+    return PseudoLabelSummary(
+        out=str(out),
+        runs=[str(r) for r in runs],
+        split=split,
+        utterances=len(ids),
+        written=written,
+        dropped_empty=dropped_empty,
+        dropped_agreement=dropped_agreement,
+        mean_agreement=sum(agreements) / len(agreements) if agreements else 0.0,
+        reference_wer=_reference_wer(refs, labels),
+        decode_s=decode_s,
+        per_run_reference_wer=[
+            w for w in (_reference_wer(refs, h) for h in per_run) if w is not None
+        ],
+    )

@@ -1,0 +1,129 @@
+"""Pseudo labels (semiasr.tasks.pseudo) and manifest files as splits: the vote, the filters, the
+written manifest, and training loaders that read it beside a corpus split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from semiasr.data.config import DataConfig
+from semiasr.data.loader import build_dataloader, corpus_texts
+from semiasr.data.manifest import is_manifest_path, load_split, split_label
+from semiasr.data.tokenizer import build_tokenizer
+from semiasr.errors import ConfigError, DataError
+from semiasr.eval.report import Utterance
+from semiasr.tasks import pseudo
+from semiasr.tasks.evaluate import report_folder
+from semiasr.tasks.pseudo import pseudo_label, vote
+
+
+def test_vote_majority_ties_and_share() -> None:
+    assert vote(["A", "B", "A"]) == ("A", pytest.approx(2 / 3))
+    assert vote(["B", "A"]) == ("B", 0.5)  # a tie goes to the first model
+    assert vote(["C", "A", "B", "A", "B"]) == ("A", 0.4)  # A and B tie; A comes first
+    assert vote(["X"]) == ("X", 1.0)
+    with pytest.raises(ValueError):
+        vote([])
+
+
+def _fake_runs(monkeypatch, root: Path, hyps_per_run: list[dict[str, str]]) -> list[str]:
+    """Runs whose "decoding" returns the given hypotheses (references from the manifest)."""
+    cfg = SimpleNamespace(data=DataConfig(root=str(root)))
+    runs = [f"run{i}" for i in range(len(hyps_per_run))]
+    decoders = {r: SimpleNamespace(cfg=cfg, hyps=h) for r, h in zip(runs, hyps_per_run)}
+
+    def fake_decode(dec, split, data_cfg=None, method="greedy", beam=4):
+        cuts = load_split(data_cfg.root, split)
+        utts = [Utterance(c.id, c.supervisions[0].text, dec.hyps[c.id]) for c in cuts]
+        return utts, {"decode_s": 0.5}
+
+    monkeypatch.setattr(pseudo, "load_trained", lambda run, which: decoders[str(run)])
+    monkeypatch.setattr(pseudo, "decode_split", fake_decode)
+    return runs
+
+
+def test_pseudo_label_votes_filters_and_writes_a_manifest(make_corpus, monkeypatch) -> None:
+    root = make_corpus({"source_train": 6, "target_unlabelled": 4})
+    rows = [json.loads(x) for x in (root / "target_unlabelled.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["labelled"] = False  # the text is kept for reports only
+    (root / "target_unlabelled.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ids = [r["id"] for r in rows]
+    refs = {r["id"]: r["text"] for r in rows}
+    runs = _fake_runs(
+        monkeypatch,
+        root,
+        [
+            {ids[0]: "YES", ids[1]: "NO", ids[2]: "ONE", ids[3]: ""},
+            {ids[0]: "YES", ids[1]: "YES", ids[2]: "TWO", ids[3]: ""},
+            {ids[0]: "YES", ids[1]: "NO", ids[2]: "FOUR", ids[3]: "FIVE"},
+        ],
+    )
+    out = root.parent / "pl" / "pseudo.jsonl"
+    s = pseudo_label(runs, "target_unlabelled", out, min_agreement=0.5)
+    assert (s.utterances, s.written, s.dropped_empty, s.dropped_agreement) == (4, 2, 1, 1)
+    assert s.mean_agreement == pytest.approx((1.0 + 2 / 3) / 2)
+    assert s.decode_s == pytest.approx(1.5)
+    written = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [w["id"] for w in written] == ids[:2]
+    assert [w["text"] for w in written] == ["YES", "NO"]
+    assert [w["pl_agreement"] for w in written] == [1.0, 0.6667]
+    assert all("labelled" not in w for w in written)  # pseudo labels are labels
+    for w, r in zip(written, rows):  # everything else of the row survives
+        assert (out.parent / w["audio"]).resolve() == (root / r["audio"]).resolve()
+        assert (w["speaker"], w["domain"], w["duration"]) == (
+            r["speaker"],
+            r["domain"],
+            r["duration"],
+        )
+    # the reference WER of the voted labels (all four utterances, the dropped ones included)
+    voted = ["YES", "NO", "ONE", ""]
+    from semiasr.eval.wer import wer
+
+    assert s.reference_wer == pytest.approx(wer([refs[i] for i in ids], voted))
+    assert len(s.per_run_reference_wer) == 3
+
+    # without a threshold only the empty hypothesis goes
+    s0 = pseudo_label(runs, "target_unlabelled", out)
+    assert (s0.written, s0.dropped_empty, s0.dropped_agreement) == (3, 1, 0)
+
+
+def test_pseudo_label_refuses_bad_arguments(make_corpus, monkeypatch) -> None:
+    root = make_corpus({"source_train": 3})
+    with pytest.raises(ConfigError, match="at least one trained run"):
+        pseudo_label([], "source_train", root / "x.jsonl")
+    runs = _fake_runs(monkeypatch, root, [{}])
+    with pytest.raises(ConfigError, match=r"min_agreement must lie in \[0, 1\]"):
+        pseudo_label(runs, "source_train", root / "x.jsonl", min_agreement=1.5)
+
+
+def test_a_manifest_file_is_a_split(make_corpus, tmp_path: Path) -> None:
+    root = make_corpus({"source_train": 6, "target_test": 4})
+    rows = [json.loads(x) for x in (root / "target_test.jsonl").read_text().splitlines()]
+    pl = tmp_path / "pl" / "pseudo.jsonl"
+    pl.parent.mkdir()
+    for r in rows:
+        r["audio"] = str((root / r["audio"]).resolve())
+        r["text"] = "FIVE FIVE"
+    pl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert is_manifest_path(str(pl)) and not is_manifest_path("target_test")
+    assert split_label(str(pl)) == "pseudo" and split_label("runs/x/c.jsonl.gz") == "c"
+    assert report_folder(str(pl), "beam") == "pseudo-beam"
+
+    cfg = DataConfig(root=str(root), train=["source_train", str(pl)])
+    texts = corpus_texts(cfg, cfg.train)
+    assert texts.count("FIVE FIVE") == 4 and len(texts) == 10
+    tok = build_tokenizer(cfg, texts)
+    loader = build_dataloader(cfg, cfg.train, tok, train=False)
+    seen = {}
+    for b in loader:
+        for k, cid in enumerate(b.cut_ids):
+            seen[cid] = tok.decode(b.tokens[k, : int(b.token_lengths[k])].tolist())
+    assert len(seen) == 10
+    assert all(seen[r["id"]] == "FIVE FIVE" for r in rows)
+
+    with pytest.raises(DataError, match=r"names a manifest file, and .*missing\.jsonl does not"):
+        load_split(root, str(tmp_path / "missing.jsonl"))

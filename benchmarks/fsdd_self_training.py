@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     from semiasr.config import load_config
     from semiasr.tasks.pseudo import pseudo_label
 
+    names = [r.name for r in args.runs]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"fsdd_self_training.py: base runs need distinct folder names: {names}")
     halves = write_halves(args.runs[0], args.split, args.out)
     train_splits = list(load_config(args.runs[0] / "config.yaml").data.train)
     run_root = (args.out / "runs").resolve()
@@ -157,11 +160,14 @@ def main(argv: list[str] | None = None) -> None:
                         "train.progress=false",
                     ],
                 )  # fmt: skip
-        todo = {
-            k: v
-            for k, v in jobs.items()
-            if not (args.reuse and (run_root / v[0] / "adaptation.pt").is_file())
-        }
+
+        def finished(name: str, cmd: list[str]) -> bool:
+            """Reusable: trained to the end by exactly this command (recorded beside the run)."""
+            rec = run_root / f"{name}.cmd.json"
+            done = (run_root / name / "adaptation.pt").is_file() and rec.is_file()
+            return done and json.loads(rec.read_text()) == cmd[1:]
+
+        todo = {k: v for k, v in jobs.items() if not (args.reuse and finished(*v))}
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             codes = dict(
                 zip(
@@ -172,6 +178,10 @@ def main(argv: list[str] | None = None) -> None:
                     ),
                 )
             )
+        for k, c in codes.items():
+            if c == 0:
+                name, cmd = todo[k]
+                (run_root / f"{name}.cmd.json").write_text(json.dumps(cmd[1:]))
         failed = [jobs[k][0] for k, c in codes.items() if c != 0]
         if failed:
             raise SystemExit(f"fsdd_self_training.py: {failed} failed; logs in {run_root}")

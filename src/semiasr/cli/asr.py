@@ -101,7 +101,10 @@ def register(app: typer.Typer) -> None:
     def decode_cmd(
         run: Annotated[Path, typer.Argument(help="A run directory.")],
         split: Annotated[
-            str, typer.Argument(help="A split of the run's corpus, e.g. target_test.")
+            str,
+            typer.Argument(
+                help="A split of the run's corpus (e.g. target_test) or a manifest file (.jsonl)."
+            ),
         ],
         out: Annotated[Path, typer.Option(help="JSONL output.")] = Path("hyps.jsonl"),
         checkpoint: Annotated[str, typer.Option()] = "best",

@@ -483,15 +483,17 @@ def is_manifest_path(split: str) -> bool:
 
 
 def split_label(split: str) -> str:
-    """A split's short name for folders and logs: a manifest path's file name without its
-    suffix, else the split itself."""
+    """A split's name for report folders: the split itself, or for a manifest path
+    ``manifest-<file name without suffix>`` (so that ``runs/pl/test.jsonl`` does not report over
+    the corpus split ``test``)."""
     if not is_manifest_path(split):
         return str(split)
     name = Path(split).name
     for suffix in sorted(MANIFEST_SUFFIXES, key=len, reverse=True):
         if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name  # pragma: no cover - is_manifest_path guarantees a suffix
+            name = name[: -len(suffix)]
+            break
+    return f"manifest-{name}"
 
 
 def load_split(

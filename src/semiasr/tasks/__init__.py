@@ -1,12 +1,14 @@
 """Tasks: small functions that choose model, objective, data and which parameters train, then run.
 
 ``train`` (supervised ASR training), ``evaluate`` (decode splits and score them), ``transcribe`` (audio
-files), ``demo`` (the built-in end-to-end demo). The CLI is a thin layer over these.
+files), ``pseudo`` (pseudo labels of one or more runs as a training manifest), ``demo`` (the
+built-in end-to-end demo). The CLI is a thin layer over these.
 """
 
 from __future__ import annotations
 
 from semiasr.tasks.evaluate import Decoder, decode_split, evaluate_run, load_trained
+from semiasr.tasks.pseudo import pseudo_label
 from semiasr.tasks.train import train
 
-__all__ = ["Decoder", "decode_split", "evaluate_run", "load_trained", "train"]
+__all__ = ["Decoder", "decode_split", "evaluate_run", "load_trained", "pseudo_label", "train"]

@@ -182,7 +182,7 @@ def decode_split(
 def report_folder(split: str, method: str) -> str:
     """The folder under ``<run>/eval`` for ``split`` decoded with ``method``: a beam search's
     report goes beside the greedy one (``<split>-beam``), not over it. A split given as a
-    manifest path reports under the file's name (``runs/x/pl.jsonl`` → ``pl``)."""
+    manifest path reports under ``manifest-<file name>`` (``runs/x/pl.jsonl`` → ``manifest-pl``)."""
     name = split_label(split)
     return name if method == "greedy" else f"{name}-{method}"
 

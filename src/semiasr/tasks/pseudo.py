@@ -14,6 +14,7 @@ for information only.
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,9 +39,12 @@ class PseudoLabelSummary:
     written: int
     dropped_empty: int
     dropped_agreement: int
+    not_decoded: int  # left out by the loader's checks (data.skip_bad)
     mean_agreement: float
-    # WER of the written labels against the split's own transcripts, where it has them
+    # WER of the voted hypotheses of every decoded utterance (the dropped ones too), and of the
+    # written labels only, against the split's own transcripts where it has them
     reference_wer: float | None = None
+    written_reference_wer: float | None = None
     decode_s: float = 0.0
     per_run_reference_wer: list[float] = field(default_factory=list)
 
@@ -86,23 +90,28 @@ def pseudo_label(
     if not 0.0 <= min_agreement <= 1.0:
         raise ConfigError(f"min_agreement must lie in [0, 1], got {min_agreement}")
     decoders = [load_trained(r, checkpoint) for r in runs]
-    data_cfg = decoders[0].cfg.data
-    cuts = load_split(data_cfg.root, split)
+    root = decoders[0].cfg.data.root
+    cuts = load_split(root, split)
     per_run: list[dict[str, str]] = []
     refs: dict[str, str] = {}
     decode_s = 0.0
     for dec in decoders:
+        # each run with its own features and normalisation, on the first run's corpus
+        data_cfg = copy.copy(dec.cfg.data)
+        data_cfg.root = root
         utts, timing = decode_split(dec, split, data_cfg, method=method, beam=beam)
         per_run.append({u.id: u.hyp for u in utts})
         refs = {u.id: u.ref for u in utts}
         decode_s += timing["decode_s"]
-    ids = [c.id for c in cuts]
-    missing = [i for i in ids if any(i not in h for h in per_run)]
-    if missing:  # the loader drops nothing silently, but say so if it ever does
-        raise DataError(f"{len(missing)} utterances of {split} were not decoded", item=missing[0])
+    # the loader leaves out what its checks refuse under data.skip_bad (too long, unreadable …)
+    decoded = [c for c in cuts if all(c.id in h for h in per_run)]
+    not_decoded = len(cuts) - len(decoded)
+    if not decoded:
+        raise DataError(f"no utterance of {split} was decoded", item=split)
+    refs = {k: v for k, v in refs.items() if all(k in h for h in per_run)}
     kept, labels, agreements = [], {}, []
     dropped_empty = dropped_agreement = 0
-    for cut in cuts:
+    for cut in decoded:
         hyp, share = vote([h[cut.id] for h in per_run])
         labels[cut.id] = hyp
         if not hyp.strip():
@@ -129,12 +138,16 @@ def pseudo_label(
         out=str(out),
         runs=[str(r) for r in runs],
         split=split,
-        utterances=len(ids),
+        utterances=len(cuts),
         written=written,
         dropped_empty=dropped_empty,
         dropped_agreement=dropped_agreement,
+        not_decoded=not_decoded,
         mean_agreement=sum(agreements) / len(agreements) if agreements else 0.0,
         reference_wer=_reference_wer(refs, labels),
+        written_reference_wer=_reference_wer(
+            {c.id: refs[c.id] for c in kept if c.id in refs}, labels
+        ),
         decode_s=decode_s,
         per_run_reference_wer=[
             w for w in (_reference_wer(refs, h) for h in per_run) if w is not None

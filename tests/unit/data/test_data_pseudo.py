@@ -84,7 +84,8 @@ def test_pseudo_label_votes_filters_and_writes_a_manifest(make_corpus, monkeypat
     from semiasr.eval.wer import wer
 
     assert s.reference_wer == pytest.approx(wer([refs[i] for i in ids], voted))
-    assert len(s.per_run_reference_wer) == 3
+    assert s.written_reference_wer == pytest.approx(wer([refs[i] for i in ids[:2]], voted[:2]))
+    assert len(s.per_run_reference_wer) == 3 and s.not_decoded == 0
 
     # without a threshold only the empty hypothesis goes
     s0 = pseudo_label(runs, "target_unlabelled", out)
@@ -110,8 +111,9 @@ def test_a_manifest_file_is_a_split(make_corpus, tmp_path: Path) -> None:
         r["text"] = "FIVE FIVE"
     pl.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert is_manifest_path(str(pl)) and not is_manifest_path("target_test")
-    assert split_label(str(pl)) == "pseudo" and split_label("runs/x/c.jsonl.gz") == "c"
-    assert report_folder(str(pl), "beam") == "pseudo-beam"
+    assert split_label(str(pl)) == "manifest-pseudo" and split_label("target_test") == "target_test"
+    assert split_label("runs/x/test.jsonl.gz") == "manifest-test"  # not the corpus split "test"
+    assert report_folder(str(pl), "beam") == "manifest-pseudo-beam"
 
     cfg = DataConfig(root=str(root), train=["source_train", str(pl)])
     texts = corpus_texts(cfg, cfg.train)

@@ -183,6 +183,8 @@ def test_adamw_implementation_errors():
     q = nn.Parameter(torch.zeros(3, dtype=torch.complex64))
     with pytest.raises(ConfigError, match=r"no fused AdamW for a torch\.complex64"):
         build_optimizer([q], OptimConfig(implementation="fused"))
+    with pytest.raises(ConfigError, match="chooses AdamW's kernel; FAdam has one"):
+        build_optimizer(small_model(), OptimConfig(name="fadam", implementation="loop"))
     # auto falls back to PyTorch's default where a parameter has no fused kernel
     assert not build_optimizer([q], OptimConfig()).param_groups[0]["fused"]
 

@@ -12,7 +12,7 @@ seed is over both halves (every test recording once). Round r + 1 takes its pseu
 from the vote of round r's students that were scored on A (trained on B), and likewise for B::
 
     python benchmarks/fsdd_self_training.py runs/fsdd runs/fsdd-s1 runs/fsdd-s2 \\
-        --rounds 2 --jobs 2 --out runs/bench/fsdd-st
+        --rounds 3 --jobs 2 --out runs/bench/fsdd-st
 
 Students: full fine-tuning from the base run's averaged checkpoint, ``--steps`` updates at
 ``--lr`` (cosine, warm-up a tenth). With ``--split dev`` and runs of ``benchmarks/fsdd_recipe.py``
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path, help="base runs (one per seed)")
     ap.add_argument("--split", default="test", help="the held-out speakers' split")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--jobs", type=int, default=2)

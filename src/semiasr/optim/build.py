@@ -104,16 +104,17 @@ def _adamw_kernel(params: list[Any], cfg: Any) -> dict[str, bool]:
         devices = list(_get_fused_kernels_supported_devices())
     except ImportError:  # pragma: no cover - depends on the PyTorch version
         devices = ["cpu", "cuda"] if impl == "fused" else []
-    ok = all(t.is_floating_point() and t.device.type in devices for t in tensors)
-    if impl == "fused" and not ok:
-        bad = next(t for t in tensors if not (t.is_floating_point() and t.device.type in devices))
+    bad = next(
+        (t for t in tensors if not (t.is_floating_point() and t.device.type in devices)), None
+    )
+    if impl == "fused" and bad is not None:
         raise ConfigError(
             f"optim.implementation=fused: PyTorch has no fused AdamW for a {bad.dtype} parameter "
             f"on {bad.device.type} (fused kernels exist for floating-point tensors on "
             f"{', '.join(devices)})",
             key="optim.implementation",
         )
-    return {"fused": True} if ok else {}
+    return {"fused": True} if bad is None else {}
 
 
 def build_optimizer(

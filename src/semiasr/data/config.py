@@ -79,12 +79,20 @@ class TokenizerConfig:
 
 @dataclass
 class BatchingConfig:
-    """Length-bucketed dynamic batches holding at most ``max_duration`` seconds of audio."""
+    """Length-bucketed dynamic batches holding at most ``max_duration`` seconds of audio.
+
+    With ``num_workers`` > 0, batches are made in worker processes started by ``worker_start``
+    ("forkserver", "spawn" or "fork"; fork copies a process whose other threads may hold locks, so
+    it is not the default), and a batch that takes longer than ``worker_timeout_s`` seconds is an
+    error instead of a silent wait.
+    """
 
     max_duration: float = 30.0
     num_buckets: int = 10
     shuffle: bool = True
     num_workers: int = 0
+    worker_start: str = "forkserver"
+    worker_timeout_s: float = 600.0
 
 
 @dataclass

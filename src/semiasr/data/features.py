@@ -213,20 +213,38 @@ class NativeFbank:
     """
 
     def __init__(self, cfg: FeatureConfig | None = None):
-        import kaldi_native_fbank as knf
-
         cfg = cfg or FeatureConfig()
-        self._knf = knf
         self.sample_rate = int(cfg.sample_rate)
         self.num_mel_bins = int(cfg.num_mel_bins)
+        self._frame = (
+            float(cfg.frame_length_ms),
+            float(cfg.frame_shift_ms),
+            float(getattr(cfg, "dither", 0.0)),
+        )
+        self._setup()
+
+    def _setup(self) -> None:
+        import kaldi_native_fbank as knf
+
+        self._knf = knf
         opts = knf.FbankOptions()
-        opts.frame_opts.samp_freq = float(cfg.sample_rate)
-        opts.frame_opts.frame_length_ms = float(cfg.frame_length_ms)
-        opts.frame_opts.frame_shift_ms = float(cfg.frame_shift_ms)
-        opts.frame_opts.dither = float(getattr(cfg, "dither", 0.0))
+        opts.frame_opts.samp_freq = float(self.sample_rate)
+        length_ms, shift_ms, dither = self._frame
+        opts.frame_opts.frame_length_ms = length_ms
+        opts.frame_opts.frame_shift_ms = shift_ms
+        opts.frame_opts.dither = dither
         opts.frame_opts.snip_edges = True
         opts.mel_opts.num_bins = self.num_mel_bins
         self._opts = opts
+
+    def __getstate__(self) -> dict:
+        """Pickled without the extension's objects (loader workers started by spawn/forkserver
+        rebuild them)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_knf", "_opts")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._setup()
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         fb = self._knf.OnlineFbank(self._opts)

@@ -327,6 +327,20 @@ def _identity(x: Any) -> Any:
     return x
 
 
+WORKER_STARTS = ("forkserver", "spawn", "fork")
+
+
+def _worker_context(start: str) -> Any:
+    """The multiprocessing context loader workers start from; a forkserver imports this module
+    once, so that each worker it forks does not import torch again."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context(start)
+    if start == "forkserver":
+        ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
 class Loader:
     """Iterable of :class:`~semiasr.data.batch.Batch` for one DDP rank, resumable mid-epoch."""
 
@@ -352,6 +366,18 @@ class Loader:
             raise ConfigError(
                 f"data.features.normalize is {mode!r}; expected one of {', '.join(NORMALIZE_MODES)}",
                 key="data.features.normalize",
+            )
+        b = cfg.batching
+        if b.worker_start not in WORKER_STARTS:
+            raise ConfigError(
+                f"data.batching.worker_start is {b.worker_start!r}; expected one of "
+                f"{', '.join(WORKER_STARTS)}",
+                key="data.batching.worker_start",
+            )
+        if not float(b.worker_timeout_s) > 0:
+            raise ConfigError(
+                f"data.batching.worker_timeout_s is {b.worker_timeout_s}; expected seconds > 0",
+                key="data.batching.worker_timeout_s",
             )
         aug = cfg.augment
         if aug.vtlp_prob > 0 and (
@@ -430,22 +456,38 @@ class Loader:
             self.position = 0  # another pass over the same epoch (e.g. an evaluation loader)
         ds = _PlanDataset(self.maker, plan, self.seed, self.epoch, self.rank)
         order = range(self.position, len(plan))
-        workers = int(self.cfg.batching.num_workers)
+        b = self.cfg.batching
+        workers = int(b.num_workers)
         if workers > 0:
             it: Iterator = iter(
                 torch.utils.data.DataLoader(
-                    ds, batch_size=None, sampler=order, num_workers=workers, collate_fn=_identity
+                    ds,
+                    batch_size=None,
+                    sampler=order,
+                    num_workers=workers,
+                    collate_fn=_identity,
+                    multiprocessing_context=_worker_context(str(b.worker_start)),
+                    timeout=float(b.worker_timeout_s),
                 )
             )
         else:
             it = (ds[k] for k in order)
-        for batch, bad in it:
-            self.position += 1
-            for item, msg in bad:
-                self.report.bad.append((item, msg))
-                log.warning("skipped %s", msg)
-            if batch is not None:
-                yield batch
+        try:
+            for batch, bad in it:
+                self.position += 1
+                for item, msg in bad:
+                    self.report.bad.append((item, msg))
+                    log.warning("skipped %s", msg)
+                if batch is not None:
+                    yield batch
+        except RuntimeError as e:
+            if workers > 0 and "timed out" in str(e):
+                raise DataError(
+                    f"the loader's workers made no batch in {float(b.worker_timeout_s):g} s "
+                    f"(data.batching.worker_timeout_s): a worker is stuck or a batch is very slow",
+                    item=f"batch {self.position} of epoch {self.epoch}",
+                ) from e
+            raise
 
     def state_dict(self) -> dict[str, Any]:
         """Where iteration stands: epoch, batches yielded, and what the plan was made from."""

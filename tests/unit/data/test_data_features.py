@@ -4,6 +4,7 @@ invariance, per-utterance and global mean/variance normalisation against float64
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import kaldi_native_fbank as knf
@@ -16,11 +17,12 @@ from semiasr.data.config import FeatureConfig
 from semiasr.data.features import Fbank, GlobalStats, NativeFbank, apply_cmvn, kaldi_mel_banks
 
 
-def _knf(x: np.ndarray, sr: int) -> np.ndarray:
+def _knf(x: np.ndarray, sr: int, num_bins: int = 80, shift_ms: float = 10.0) -> np.ndarray:
     o = knf.FbankOptions()
     o.frame_opts.samp_freq = sr
     o.frame_opts.dither = 0.0
-    o.mel_opts.num_bins = 80
+    o.frame_opts.frame_shift_ms = shift_ms
+    o.mel_opts.num_bins = num_bins
     f = knf.OnlineFbank(o)
     f.accept_waveform(sr, x.tolist())
     f.input_finished()
@@ -61,6 +63,9 @@ def test_data_native_fbank_is_knf_and_float32_torch_is_close() -> None:
     x = _speechlike(12345, 7)
     ref = _knf(x, 16000)
     np.testing.assert_array_equal(NativeFbank(FeatureConfig())(x), ref)
+    cfg8k = FeatureConfig(sample_rate=8000, num_mel_bins=40, frame_shift_ms=12.5)
+    copy = pickle.loads(pickle.dumps(NativeFbank(cfg8k)))  # as loader workers receive it
+    np.testing.assert_array_equal(copy(x), _knf(x, 8000, num_bins=40, shift_ms=12.5))
     ours32, _ = Fbank(FeatureConfig())(torch.from_numpy(x)[None])
     assert np.abs(ours32[0].numpy() - ref).mean() < 1e-4
 

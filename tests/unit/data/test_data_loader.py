@@ -147,10 +147,24 @@ def test_data_workers_give_the_same_batches(make_corpus) -> None:
     tok = _tok(cfg, ("source_train",))
     a = list(build_dataloader(cfg, ["source_train"], tok, train=True, seed=1))
     cfg2 = replace(cfg, batching=replace(cfg.batching, num_workers=2))
+    assert cfg2.batching.worker_start == "forkserver"  # the dataset travels pickled
     b = list(build_dataloader(cfg2, ["source_train"], tok, train=True, seed=1))
     assert len(a) == len(b)
     for x, y in zip(a, b):
         _same(x, y)
+
+
+def test_data_workers_settings_are_checked_and_a_stuck_worker_is_an_error(make_corpus) -> None:
+    cfg = _cfg(make_corpus({"source_train": 4}))
+    tok = _tok(cfg, ("source_train",))
+    for key, value in (("worker_start", "threads"), ("worker_timeout_s", 0.0)):
+        bad = replace(cfg, batching=replace(cfg.batching, **{key: value}))
+        with pytest.raises(ConfigError, match=f"data.batching.{key}"):
+            build_dataloader(bad, ["source_train"], tok, train=True)
+    # no worker can start, import and make a batch in a millisecond: the wait ends in a DataError
+    hurried = replace(cfg, batching=replace(cfg.batching, num_workers=1, worker_timeout_s=1e-3))
+    with pytest.raises(DataError, match="worker_timeout_s"):
+        list(build_dataloader(hurried, ["source_train"], tok, train=True))
 
 
 def test_data_loader_bad_items(make_corpus, caplog) -> None:

@@ -83,8 +83,9 @@ class BatchingConfig:
 
     With ``num_workers`` > 0, batches are made in worker processes started by ``worker_start``
     ("forkserver", "spawn" or "fork"; fork copies a process whose other threads may hold locks, so
-    it is not the default), and a batch that takes longer than ``worker_timeout_s`` seconds is an
-    error instead of a silent wait.
+    it is not the default; with the other two a script that builds the loader needs an
+    ``if __name__ == "__main__":`` guard), and waiting longer than ``worker_timeout_s`` seconds
+    for the next batch is an error instead of a silent hang (0: no limit).
     """
 
     max_duration: float = 30.0

@@ -165,6 +165,14 @@ def _table(
 class _BatchMaker:
     """Turns index arrays into Batches; lives in each worker process (no shared state)."""
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for worker processes without the in-memory feature cache: a worker would only
+        fill its own copy, which ends with the pass."""
+        state = dict(self.__dict__)
+        if state.get("cache") is not None:
+            state["cache"] = {}
+        return state
+
     def __init__(
         self, table: UtteranceTable, cfg: DataConfig, *, train: bool, stats: GlobalStats | None
     ):
@@ -328,6 +336,8 @@ def _identity(x: Any) -> Any:
 
 
 WORKER_STARTS = ("forkserver", "spawn", "fork")
+MAX_WORKER_TIMEOUT_S = 1e6
+"""The longest wait for a worker's batch that a queue accepts is 2³¹ ms (about 24 days)."""
 
 
 def _worker_context(start: str) -> Any:
@@ -374,9 +384,10 @@ class Loader:
                 f"{', '.join(WORKER_STARTS)}",
                 key="data.batching.worker_start",
             )
-        if not float(b.worker_timeout_s) > 0:
+        if not 0 <= float(b.worker_timeout_s) <= MAX_WORKER_TIMEOUT_S:
             raise ConfigError(
-                f"data.batching.worker_timeout_s is {b.worker_timeout_s}; expected seconds > 0",
+                f"data.batching.worker_timeout_s is {b.worker_timeout_s}; expected seconds in "
+                f"(0, {MAX_WORKER_TIMEOUT_S:g}], or 0 to wait without a limit",
                 key="data.batching.worker_timeout_s",
             )
         aug = cfg.augment
@@ -481,7 +492,7 @@ class Loader:
                 if batch is not None:
                     yield batch
         except RuntimeError as e:
-            if workers > 0 and "timed out" in str(e):
+            if workers > 0 and str(e).startswith("DataLoader timed out"):
                 raise DataError(
                     f"the loader's workers made no batch in {float(b.worker_timeout_s):g} s "
                     f"(data.batching.worker_timeout_s): a worker is stuck or a batch is very slow",

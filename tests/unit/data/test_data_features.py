@@ -17,11 +17,14 @@ from semiasr.data.config import FeatureConfig
 from semiasr.data.features import Fbank, GlobalStats, NativeFbank, apply_cmvn, kaldi_mel_banks
 
 
-def _knf(x: np.ndarray, sr: int, num_bins: int = 80, shift_ms: float = 10.0) -> np.ndarray:
+def _knf(
+    x: np.ndarray, sr: int, num_bins: int = 80, shift_ms: float = 10.0, length_ms: float = 25.0
+) -> np.ndarray:
     o = knf.FbankOptions()
     o.frame_opts.samp_freq = sr
     o.frame_opts.dither = 0.0
     o.frame_opts.frame_shift_ms = shift_ms
+    o.frame_opts.frame_length_ms = length_ms
     o.mel_opts.num_bins = num_bins
     f = knf.OnlineFbank(o)
     f.accept_waveform(sr, x.tolist())
@@ -63,9 +66,11 @@ def test_data_native_fbank_is_knf_and_float32_torch_is_close() -> None:
     x = _speechlike(12345, 7)
     ref = _knf(x, 16000)
     np.testing.assert_array_equal(NativeFbank(FeatureConfig())(x), ref)
-    cfg8k = FeatureConfig(sample_rate=8000, num_mel_bins=40, frame_shift_ms=12.5)
+    cfg8k = FeatureConfig(
+        sample_rate=8000, num_mel_bins=40, frame_shift_ms=12.5, frame_length_ms=20.0
+    )
     copy = pickle.loads(pickle.dumps(NativeFbank(cfg8k)))  # as loader workers receive it
-    np.testing.assert_array_equal(copy(x), _knf(x, 8000, num_bins=40, shift_ms=12.5))
+    np.testing.assert_array_equal(copy(x), _knf(x, 8000, num_bins=40, shift_ms=12.5, length_ms=20))
     ours32, _ = Fbank(FeatureConfig())(torch.from_numpy(x)[None])
     assert np.abs(ours32[0].numpy() - ref).mean() < 1e-4
 

@@ -157,14 +157,26 @@ def test_data_workers_give_the_same_batches(make_corpus) -> None:
 def test_data_workers_settings_are_checked_and_a_stuck_worker_is_an_error(make_corpus) -> None:
     cfg = _cfg(make_corpus({"source_train": 4}))
     tok = _tok(cfg, ("source_train",))
-    for key, value in (("worker_start", "threads"), ("worker_timeout_s", 0.0)):
+    for key, value in (("worker_start", "threads"), ("worker_timeout_s", -1.0)):
         bad = replace(cfg, batching=replace(cfg.batching, **{key: value}))
         with pytest.raises(ConfigError, match=f"data.batching.{key}"):
             build_dataloader(bad, ["source_train"], tok, train=True)
+    bad = replace(cfg, batching=replace(cfg.batching, worker_timeout_s=float("inf")))
+    with pytest.raises(ConfigError, match="or 0 to wait without a limit"):
+        build_dataloader(bad, ["source_train"], tok, train=True)
     # no worker can start, import and make a batch in a millisecond: the wait ends in a DataError
     hurried = replace(cfg, batching=replace(cfg.batching, num_workers=1, worker_timeout_s=1e-3))
-    with pytest.raises(DataError, match="worker_timeout_s"):
-        list(build_dataloader(hurried, ["source_train"], tok, train=True))
+    loader = build_dataloader(hurried, ["source_train"], tok, train=True)
+    with pytest.raises(DataError, match=r"batch 0 of epoch 0: .*worker_timeout_s"):
+        list(loader)
+    assert loader.position == 0
+    # with time to start (0: no limit), the same loader then makes the whole epoch
+    loader.cfg = replace(hurried, batching=replace(hurried.batching, worker_timeout_s=0.0))
+    want = build_dataloader(cfg, ["source_train"], tok, train=True)
+    got = list(loader)
+    assert len(got) == len(want) > 0
+    for x, y in zip(got, want):
+        _same(x, y)
 
 
 def test_data_loader_bad_items(make_corpus, caplog) -> None:

@@ -165,14 +165,6 @@ def _table(
 class _BatchMaker:
     """Turns index arrays into Batches; lives in each worker process (no shared state)."""
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled for worker processes without the in-memory feature cache: a worker would only
-        fill its own copy, which ends with the pass."""
-        state = dict(self.__dict__)
-        if state.get("cache") is not None:
-            state["cache"] = {}
-        return state
-
     def __init__(
         self, table: UtteranceTable, cfg: DataConfig, *, train: bool, stats: GlobalStats | None
     ):
@@ -185,6 +177,14 @@ class _BatchMaker:
         self.cache: dict[int, np.ndarray] | None = (
             {} if cfg.features.cache == "memory" and not augmenting else None
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for worker processes without the in-memory feature cache: a worker would only
+        fill its own copy, which ends with the pass."""
+        state = dict(self.__dict__)
+        if state.get("cache") is not None:
+            state["cache"] = {}
+        return state
 
     def wave(self, i: int, rng: np.random.Generator | None) -> np.ndarray:
         t = self.table

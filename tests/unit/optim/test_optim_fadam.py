@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import io
 import math
 
@@ -299,14 +300,22 @@ def test_grad_scaler_matches_unscaled_training_and_skips_inf_steps(foreach):
     assert opt_s.state_dict()["state"][0]["step"] == state_before["state"][0]["step"] == 10
 
 
-def test_works_under_distributed_data_parallel(tmp_path):
+def test_works_under_distributed_data_parallel(tmp_path, monkeypatch):
     dist = torch.distributed
     if not dist.is_available():
         pytest.skip("torch.distributed is not available in this build")
     x, y = torch.randn(16, 6), torch.randn(16, 3)
     ref = make_model(0)
     opt_r = FAdam(ref.parameters(), lr=1e-2)
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    # the loopback device (no host-name lookup) and a bounded wait: a test, not a 30-minute hang
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{tmp_path}/store",
+        rank=0,
+        world_size=1,
+        timeout=datetime.timedelta(seconds=120),
+    )
     try:
         ddp = torch.nn.parallel.DistributedDataParallel(make_model(0))
         opt_d = FAdam(ddp.parameters(), lr=1e-2)

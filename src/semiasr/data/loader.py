@@ -340,6 +340,14 @@ MAX_WORKER_TIMEOUT_S = 1e6
 """The longest wait for a worker's batch that a queue accepts is 2³¹ ms (about 24 days)."""
 
 
+def _worker_starts() -> tuple[str, ...]:
+    """The start methods of :data:`WORKER_STARTS` this platform has (Windows: spawn only)."""
+    import multiprocessing
+
+    have = multiprocessing.get_all_start_methods()
+    return tuple(m for m in WORKER_STARTS if m in have)
+
+
 def _worker_context(start: str) -> Any:
     """The multiprocessing context loader workers start from; a forkserver imports this module
     once, so that each worker it forks does not import torch again."""
@@ -378,10 +386,10 @@ class Loader:
                 key="data.features.normalize",
             )
         b = cfg.batching
-        if b.worker_start not in WORKER_STARTS:
+        if b.worker_start not in _worker_starts():
             raise ConfigError(
                 f"data.batching.worker_start is {b.worker_start!r}; expected one of "
-                f"{', '.join(WORKER_STARTS)}",
+                f"{', '.join(_worker_starts())} (what this platform offers)",
                 key="data.batching.worker_start",
             )
         if not 0 <= float(b.worker_timeout_s) <= MAX_WORKER_TIMEOUT_S:

@@ -156,3 +156,45 @@ def test_demo_reports_greedy_and_lm_fused_beam_search(workdir: Path) -> None:
     rows = json.loads((run_dir / "report.json").read_text())["results"]
     assert set(rows["source model, greedy"]) == {"source_test", "target_test"}
     assert (run_dir / "eval" / "source_test-beam" / "report.json").is_file()
+
+
+def test_pretrain_then_train_from_the_pretrained_encoder(workdir: Path) -> None:
+    """`semiasr pretrain` (BEST-RQ on source and unlabelled target audio), then a supervised run
+    whose encoder starts from it; a config whose encoder does not fit is refused (exit 2)."""
+    common = [
+        "data.root=corpus-ssl",
+        "data.synth_scale=0.01",
+        *TINY_MODEL,
+        "train.ckpt_every=2",
+        "train.eval_every=2",
+        "sched.warmup_steps=1",
+        "train.progress=false",
+        "run_root=runs",
+    ]
+    semiasr(
+        "pretrain",
+        "demo",
+        *common,
+        "name=pre",
+        "train.max_steps=2",
+        "ssl.codebook_size=64",
+        "ssl.splits=[source_train,target_unlabelled]",
+        cwd=workdir,
+    )
+    pre = workdir / "runs" / "pre"
+    evals = [json.loads(x) for x in (pre / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["split"] == "eval" and 0.0 <= r["masked_acc"] <= 1.0 for r in evals)
+    assert (pre / "checkpoints" / "best.pt").is_file()
+    semiasr(
+        "train", "demo", *common, "name=fine", "train.max_steps=2", "model.init_encoder=runs/pre",
+        cwd=workdir,
+    )  # fmt: skip
+    assert (
+        "encoder initialised from runs/pre/checkpoints/"
+        in (workdir / "runs" / "fine" / "log.txt").read_text()
+    )
+    bad = run(
+        "train", "demo", *common, "name=bad", "model.d_model=64", "model.init_encoder=runs/pre",
+        cwd=workdir,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "shape mismatches" in bad.stderr

@@ -11,6 +11,9 @@ from typing import Annotated
 import typer
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="key=value config overrides")]
+Config = Annotated[str, typer.Argument(help="A shipped config name or a YAML path.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue an existing run.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Delete an existing run first.")]
 LmWeight = Annotated[
     float,
     typer.Option(
@@ -30,28 +33,51 @@ def _mode(resume: bool, overwrite: bool) -> str:
     return "resume" if resume else "overwrite" if overwrite else "new"
 
 
+def _fit(task, config: str, overrides: list[str] | None, resume: bool, overwrite: bool):
+    """Run a training task (``train``, ``pretrain``) on a loaded config; an interrupted run exits
+    130 after saying how to continue it."""
+    from semiasr.config import load_config
+
+    cfg = load_config(config, overrides or [])
+    run, summary = task(cfg, mode=_mode(resume, overwrite))
+    if summary.interrupted:
+        typer.echo(
+            f"interrupted at step {summary.steps}; checkpoint saved. Continue with --resume: {run.path}"
+        )
+        raise typer.Exit(130)
+    return run, summary
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
-        config: Annotated[str, typer.Argument(help="A shipped config name or a YAML path.")],
+        config: Config,
         overrides: Overrides = None,
-        resume: Annotated[bool, typer.Option("--resume", help="Continue an existing run.")] = False,
-        overwrite: Annotated[
-            bool, typer.Option("--overwrite", help="Delete an existing run first.")
-        ] = False,
+        resume: Resume = False,
+        overwrite: Overwrite = False,
     ) -> None:
         """Train a recogniser; writes runs/<name>/ (config, metrics, log, checkpoints)."""
-        from semiasr.config import load_config
         from semiasr.tasks import train
 
-        cfg = load_config(config, overrides or [])
-        run, summary = train(cfg, mode=_mode(resume, overwrite))
-        if summary.interrupted:
-            typer.echo(
-                f"interrupted at step {summary.steps}; checkpoint saved. Continue with --resume: {run.path}"
-            )
-            raise typer.Exit(130)
+        run, summary = _fit(train, config, overrides, resume, overwrite)
         typer.echo(f"trained {summary.steps} steps in {summary.wall_time_s:.0f} s; run: {run.path}")
+
+    @app.command("pretrain")
+    def pretrain_cmd(
+        config: Config,
+        overrides: Overrides = None,
+        resume: Resume = False,
+        overwrite: Overwrite = False,
+    ) -> None:
+        """Pretrain the config's encoder with BEST-RQ on audio alone (ssl.splits, default
+        data.train); then `semiasr train ... model.init_encoder=runs/<name>`."""
+        from semiasr.tasks import pretrain
+
+        run, summary = _fit(pretrain, config, overrides, resume, overwrite)
+        typer.echo(
+            f"pretrained {summary.steps} steps in {summary.wall_time_s:.0f} s; run: {run.path}; "
+            f"next: semiasr train {config} model.init_encoder={run.path}"
+        )
 
     @app.command("eval")
     def eval_cmd(
@@ -72,6 +98,9 @@ def register(app: typer.Typer) -> None:
         token_bonus: TokenBonus = 0.0,
         lm_order: LmOrder = 6,
         lm: LmPath = None,
+        device: Annotated[
+            str, typer.Option(help="cpu, cuda, cuda:N or auto (cuda where there is one).")
+        ] = "cpu",
     ) -> None:
         """Decode and score splits: report.md, report.json and wer.png per split."""
         from semiasr.config import load_config
@@ -91,6 +120,7 @@ def register(app: typer.Typer) -> None:
             token_bonus=token_bonus,
             lm_order=lm_order,
             lm_path=lm,
+            device=device,
         )
         for split, rep in reports.items():
             typer.echo(

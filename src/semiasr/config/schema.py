@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from semiasr.adapt.config import AdaptConfig
 from semiasr.data.config import DataConfig
 from semiasr.decoding.config import DecodeConfig
+from semiasr.models.bestrq import BestRQConfig
 from semiasr.models.config import ModelConfig
 from semiasr.optim.config import OptimConfig, SchedConfig
 from semiasr.train.config import TrainConfig
@@ -33,3 +34,5 @@ class ExperimentConfig:
     # Adaptation runs (`semiasr adapt`): the run whose model is adapted, and how.
     base_run: str = ""
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    # Self-supervised pretraining (`semiasr pretrain`): BEST-RQ masked prediction.
+    ssl: BestRQConfig = field(default_factory=BestRQConfig)

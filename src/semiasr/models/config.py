@@ -12,7 +12,9 @@ __all__ = ["PRESETS", "ModelConfig", "resolve_model_config"]
 @dataclass
 class ModelConfig:
     """A Conformer encoder with a transducer or CTC head. ``preset`` (xs, s, m, l) fills the sizes
-    that are left at ``0``; explicit values win."""
+    that are left at ``0``; explicit values win. ``init_encoder``: a checkpoint file or run
+    directory whose ``encoder.*`` weights initialise the encoder of a new training run (e.g. a
+    ``semiasr pretrain`` run); empty: random initialisation."""
 
     kind: str = "transducer"  # "transducer" | "ctc"
     preset: str = "xs"
@@ -32,6 +34,7 @@ class ModelConfig:
     predictor_dim: int = 0
     joiner_dim: int = 0
     ctc_weight: float = 0.0
+    init_encoder: str = ""
 
 
 # Sizes of each preset; parameter counts measured in docs/models.md.

@@ -36,9 +36,12 @@ class RelPositionalEncoding(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, num_frames: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-        rel = torch.arange(num_frames - 1, -num_frames, -1, device=device, dtype=torch.float32)
+        """Computed in float32 (float64 for a float64 model: the angles reach T, where float32's
+        sine has errors of about 1e-7 that also differ between CPU and CUDA), then cast."""
+        work = torch.float64 if dtype == torch.float64 else torch.float32
+        rel = torch.arange(num_frames - 1, -num_frames, -1, device=device, dtype=work)
         freq = torch.exp(
-            torch.arange(0, self.d_model, 2, device=device, dtype=torch.float32)
+            torch.arange(0, self.d_model, 2, device=device, dtype=work)
             * (-math.log(10000.0) / self.d_model)
         )
         angle = rel[:, None] * freq[None, :]  # (2T-1, D/2)

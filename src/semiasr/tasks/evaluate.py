@@ -200,13 +200,14 @@ def evaluate_run(
     token_bonus: float = 0.0,
     lm_order: int = 6,
     lm_path: str | Path | None = None,
+    device: str = "cpu",
 ) -> dict[str, EvalReport]:
-    """Decode and score each split; write ``report.md``/``report.json``/``wer.png`` per split under
+    """Decode and score each split on ``device`` ("cpu", "cuda", "cuda:N" or "auto"); write ``report.md``/``report.json``/``wer.png`` per split under
     ``out_dir`` (default ``<run>/eval/<split>``, or ``<run>/eval/<split>-<method>`` for a search
     other than greedy). ``lm_weight``/``token_bonus``: shallow fusion in
     beam search (see :func:`with_lm`)."""
     check_lm_options(method, lm_weight, token_bonus, lm_path)
-    decoder = load_trained(run_dir, which, overrides=data_overrides)
+    decoder = load_trained(run_dir, which, device=device, overrides=data_overrides)
     with_lm(decoder, lm_weight, token_bonus, lm_order, lm_path)
     fusion = decoder.fusion
     what = (

@@ -86,6 +86,12 @@ def train(
         save_tokenizer(run.path, tokenizer)
         save_stats(run.path, stats)
     model = build_model(cfg.model, tokenizer.vocab_size, cfg.data.features.num_mel_bins)
+    if cfg.model.init_encoder:  # (a resumed run's checkpoint then replaces every weight)
+        from semiasr.models.bestrq import load_encoder_weights
+
+        source = load_encoder_weights(model.encoder, cfg.model.init_encoder)
+        if rank == 0:
+            run.logger().info("encoder initialised from %s", source)
     if rank == 0:
         run.logger().info(
             "model %s/%s: %.2fM parameters, vocab %d (%s tokenizer)",
@@ -119,11 +125,12 @@ def fit(
     stats: Any,
     progress: bool = True,
     eval_batches: int | None = 20,
+    evaluate: Any = None,
 ) -> FitSummary:
-    """Optimizer, schedule, a WER evaluator on ``cfg.data.valid`` (rank 0) and the Trainer, run to
-    ``train.max_steps``: what training and adaptation share once the model and data are chosen."""
-    evaluate = None
-    if rank_and_world()[0] == 0 and cfg.data.valid:
+    """Optimizer, schedule, a WER evaluator on ``cfg.data.valid`` (rank 0; or ``evaluate`` when
+    given) and the Trainer, run to ``train.max_steps``: what training, pretraining and adaptation
+    share once the model and data are chosen."""
+    if evaluate is None and rank_and_world()[0] == 0 and cfg.data.valid:
         # references only: a validation text may hold a symbol training never saw
         valid = build_dataloader(
             cfg.data,

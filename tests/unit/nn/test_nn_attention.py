@@ -89,3 +89,22 @@ def test_chunk_mask_definition() -> None:
                 expect = cj <= ci and (left < 0 or cj >= ci - left)
                 assert bool(m[i, j]) == expect
     assert torch.equal(chunk_attention_mask(5, 1), torch.ones(5, 5, dtype=bool).tril())
+
+
+def test_relative_positional_encoding_is_exact_in_float64_and_unchanged_in_float32() -> None:
+    """sin/cos of distance · 10000^(−2i/D), built directly in float64: a float64 model gets it to
+    rounding (its angles reach T − 1, where float32's sine errs by ~1e-7 and CPU and CUDA differ),
+    a float32 model the float32 values it always had."""
+    t, d = 300, 16
+    dist = torch.arange(t - 1, -t, -1, dtype=torch.float64)[:, None]
+    freq = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    want = torch.stack([(dist * freq).sin(), (dist * freq).cos()], -1).reshape(1, -1, d)
+    enc = RelPositionalEncoding(d)
+    got64 = enc(t, torch.device("cpu"), torch.float64)
+    assert got64.dtype == torch.float64
+    torch.testing.assert_close(got64, want, rtol=0, atol=1e-12)
+    got32 = enc(t, torch.device("cpu"), torch.float32)
+    angle = torch.arange(t - 1, -t, -1, dtype=torch.float32)[:, None] * torch.exp(
+        torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d)
+    )
+    assert torch.equal(got32, torch.stack([angle.sin(), angle.cos()], -1).reshape(1, -1, d))

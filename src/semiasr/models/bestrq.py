@@ -153,8 +153,9 @@ class RandomProjectionQuantizer(nn.Module):
 
 @dataclass
 class BestRQOutput:
-    """logits (B, T'', K, V) of the heads and targets (B, T'', K) on the first T'' = min(T', T/s)
-    output frames; ``mask`` (B, T'') the masked valid frames the loss reads."""
+    """The heads' logits (N, K, V) and the targets (N, K) at the N masked valid output frames only
+    (the loss reads nothing else, so the heads run on nothing else); ``mask`` (B, T'') marks those
+    frames among the first T'' = min(T', T/s) output frames."""
 
     logits: Tensor
     targets: Tensor
@@ -206,7 +207,7 @@ class BestRQ(nn.Module):
             raise ValueError(
                 f"features have {features.shape[-1]} bins, the quantizer {self.feat_dim}"
             )
-        b, t, _ = features.shape
+        t = features.shape[1]
         n = t // self.stack
         targets = self.targets(features)
         mask = span_mask(lengths // self.stack, n, self.start_prob, self.span, generator)
@@ -218,8 +219,11 @@ class BestRQ(nn.Module):
         enc = self.encoder(masked, lengths)
         m = min(enc.frames.shape[1], n)
         valid = torch.arange(m, device=features.device)[None, :] < enc.lengths[:, None]
-        logits = self.heads(enc.frames[:, :m]).view(b, m, self.quantizer.num_codebooks, -1)
-        return BestRQOutput(logits, targets[:, :m], mask[:, :m] & valid)
+        mask = mask[:, :m] & valid
+        logits = self.heads(enc.frames[:, :m][mask]).view(
+            -1, self.quantizer.num_codebooks, self.quantizer.codebook_size
+        )
+        return BestRQOutput(logits, targets[:, :m][mask], mask)
 
 
 def load_encoder_weights(encoder: nn.Module, path: str | Path) -> Path:

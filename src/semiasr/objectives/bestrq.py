@@ -17,16 +17,14 @@ from semiasr.data.batch import Batch
 __all__ = ["BestRQObjective", "bestrq_loss"]
 
 
-def bestrq_loss(logits: Tensor, targets: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """(mean cross-entropy over the masked frames and codebooks, number of correct top-1 codes).
-    logits (B, T, K, V), targets (B, T, K), mask (B, T). No masked frame: a zero loss that still
-    depends on ``logits`` (so every rank of a DDP run takes part in the backward)."""
-    sel = logits[mask]  # (N, K, V)
-    if sel.shape[0] == 0:
+def bestrq_loss(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """(mean cross-entropy over the masked frames and codebooks, number of correct top-1 codes)
+    for logits (N, K, V) and targets (N, K) of the N masked frames. None masked: a zero loss that
+    still depends on the heads (so every rank of a DDP run takes part in the backward)."""
+    if logits.shape[0] == 0:
         return logits.sum() * 0.0, logits.new_zeros((), dtype=torch.long)
-    tgt = targets[mask]
-    loss = F.cross_entropy(sel.float().flatten(0, 1), tgt.flatten())
-    correct = (sel.argmax(-1) == tgt).sum()
+    loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+    correct = (logits.argmax(-1) == targets).sum()
     return loss, correct
 
 
@@ -36,7 +34,7 @@ class BestRQObjective:
 
     def __call__(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor | float]]:
         out = model(batch.features, batch.feature_lengths)
-        loss, correct = bestrq_loss(out.logits, out.targets, out.mask)
+        loss, correct = bestrq_loss(out.logits, out.targets)
         masked = out.mask.sum().float()  # tensors: no host sync per micro-batch
         k = out.targets.shape[-1]
         stack = getattr(getattr(model, "module", model), "stack", 1)

@@ -49,7 +49,7 @@ def masked_accuracy_evaluator(loader: Any, limit_batches: int | None = 20, seed:
                 break
             b = batch.to(device)
             out = model(b.features, b.feature_lengths, generator=gen)
-            loss, right = bestrq_loss(out.logits, out.targets, out.mask)
+            loss, right = bestrq_loss(out.logits, out.targets)
             n = float(out.mask.sum())
             k = out.targets.shape[-1]
             loss_sum += float(loss) * n

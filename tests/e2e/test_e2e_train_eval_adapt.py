@@ -185,12 +185,14 @@ def test_pretrain_then_train_from_the_pretrained_encoder(workdir: Path) -> None:
     evals = [json.loads(x) for x in (pre / "metrics.jsonl").read_text().splitlines()]
     assert any(r["split"] == "eval" and 0.0 <= r["masked_acc"] <= 1.0 for r in evals)
     assert (pre / "checkpoints" / "best.pt").is_file()
+    # no average of pretraining checkpoints (the demo recipe's average_last is for ASR)
+    assert not (pre / "checkpoints" / "averaged.pt").exists()
     semiasr(
         "train", "demo", *common, "name=fine", "train.max_steps=2", "model.init_encoder=runs/pre",
         cwd=workdir,
     )  # fmt: skip
     assert (
-        "encoder initialised from runs/pre/checkpoints/"
+        "encoder initialised from runs/pre/checkpoints/step-2.pt"
         in (workdir / "runs" / "fine" / "log.txt").read_text()
     )
     bad = run(
@@ -198,3 +200,41 @@ def test_pretrain_then_train_from_the_pretrained_encoder(workdir: Path) -> None:
         cwd=workdir,
     )  # fmt: skip
     assert bad.returncode == 2 and "shape mismatches" in bad.stderr
+
+
+def test_joint_training_resumes_to_the_weights_of_an_uninterrupted_run(workdir: Path) -> None:
+    """JUST-style training (supervised source batches + BEST-RQ on target audio): stopping after 2
+    updates and resuming to 4 gives the weights — the BEST-RQ head's too — of 4 updates in one go,
+    so the unlabelled stream's position and the masks' random state are restored."""
+    import torch
+
+    common = [
+        "data.root=corpus-joint",
+        "data.synth_scale=0.01",
+        *TINY_MODEL,
+        "sched.name=constant",  # the same rate whatever max_steps says
+        "sched.warmup_steps=0",
+        "train.progress=false",
+        "train.ckpt_every=2",
+        "train.eval_every=0",
+        "train.average_last=0",
+        "run_root=runs",
+        "ssl.joint_weight=0.5",
+        "ssl.codebook_size=64",
+        "ssl.splits=[target_unlabelled]",
+    ]
+    semiasr("train", "demo", *common, "name=joint4", "train.max_steps=4", cwd=workdir)
+    semiasr("train", "demo", *common, "name=joint2", "train.max_steps=2", cwd=workdir)
+    semiasr("train", "demo", *common, "name=joint2", "train.max_steps=4", "--resume", cwd=workdir)
+    runs = workdir / "runs"
+    a, b = (
+        torch.load(runs / n / "checkpoints" / "step-4.pt", weights_only=True)
+        for n in ("joint4", "joint2")
+    )
+    assert "head.heads.weight" in a["objective"]
+    for part in ("model", "objective"):
+        for k, v in a[part].items():
+            if isinstance(v, torch.Tensor):
+                torch.testing.assert_close(b[part][k], v, rtol=0, atol=1e-6, msg=k)
+    metrics = [json.loads(x) for x in (runs / "joint4" / "metrics.jsonl").read_text().splitlines()]
+    assert all("ssl_loss" in r and "masked_acc" in r for r in metrics if r["split"] == "train")

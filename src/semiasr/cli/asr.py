@@ -76,7 +76,8 @@ def register(app: typer.Typer) -> None:
         run, summary = _fit(pretrain, config, overrides, resume, overwrite)
         typer.echo(
             f"pretrained {summary.steps} steps in {summary.wall_time_s:.0f} s; run: {run.path}; "
-            f"next: semiasr train {config} model.init_encoder={run.path}"
+            f"next: semiasr train {config} model.init_encoder={run.path} (with the same model.* "
+            "settings)"
         )
 
     @app.command("eval")

@@ -38,6 +38,7 @@ from semiasr.errors import CheckpointError, ConfigError
 __all__ = [
     "BestRQ",
     "BestRQConfig",
+    "BestRQHead",
     "BestRQOutput",
     "RandomProjectionQuantizer",
     "load_encoder_weights",
@@ -54,7 +55,9 @@ class BestRQConfig:
     ``codebook_dim`` d and ``num_codebooks`` K of the quantizer, whose projections and codebooks
     are drawn from ``quantizer_seed`` (not the run's seed: the targets stay fixed across seeds).
     ``splits``: the corpus splits to pretrain on (their transcripts are not read); empty means
-    ``data.train``."""
+    ``data.train``. ``joint_weight`` > 0 makes ``semiasr train`` train jointly: each supervised
+    batch plus a batch of ``splits``' audio through BEST-RQ on the same encoder, weighted by it
+    (:class:`semiasr.objectives.JointObjective`)."""
 
     codebook_size: int = 8192
     codebook_dim: int = 16
@@ -64,6 +67,7 @@ class BestRQConfig:
     noise_std: float = 0.1
     quantizer_seed: int = 0
     splits: list[str] | None = None
+    joint_weight: float = 0.0
 
 
 def check_bestrq_config(cfg: BestRQConfig) -> None:
@@ -75,6 +79,7 @@ def check_bestrq_config(cfg: BestRQConfig) -> None:
         ("mask_prob", 0.0 < cfg.mask_prob < 1.0, "must be in (0, 1)"),
         ("mask_frames", cfg.mask_frames >= 1, "must be >= 1"),
         ("noise_std", cfg.noise_std >= 0.0, "must be >= 0"),
+        ("joint_weight", cfg.joint_weight >= 0.0, "must be >= 0"),
     ]
     for key, ok, what in checks:
         if not ok:
@@ -112,7 +117,8 @@ class RandomProjectionQuantizer(nn.Module):
     """x (..., input_dim) → codes (..., K) long: for each of K frozen random projections
     P_k (input_dim, d) and codebooks C_k (V, d), the index of the codebook vector nearest to
     x P_k after both are scaled to unit length (the largest dot product of unit vectors is the
-    smallest L2 distance). Deterministic for a seed; computed in float32."""
+    smallest L2 distance). Deterministic for a seed; computed in float32 whatever the input's
+    dtype or an enclosing autocast."""
 
     def __init__(
         self,
@@ -142,12 +148,13 @@ class RandomProjectionQuantizer(nn.Module):
     def forward(self, x: Tensor, chunk: int = 4096) -> Tensor:
         lead = x.shape[:-1]
         flat = x.reshape(-1, x.shape[-1]).float()
+        proj, books = self.projection.float(), self.codebooks.float()
         out = torch.empty(flat.shape[0], self.num_codebooks, dtype=torch.long, device=x.device)
-        for i in range(0, flat.shape[0], chunk):  # bounds the (N, K, V) score tensor
-            z = F.normalize(
-                torch.einsum("ni,kid->nkd", flat[i : i + chunk], self.projection), dim=-1
-            )
-            out[i : i + chunk] = torch.einsum("nkd,kvd->nkv", z, self.codebooks).argmax(-1)
+        # float32 also under a bf16 autocast (the trainer's): bf16 products change ~3% of codes
+        with torch.autocast(x.device.type, enabled=False):
+            for i in range(0, flat.shape[0], chunk):  # bounds the (N, K, V) score tensor
+                z = F.normalize(torch.einsum("ni,kid->nkd", flat[i : i + chunk], proj), dim=-1)
+                out[i : i + chunk] = torch.einsum("nkd,kvd->nkv", z, books).argmax(-1)
         return out.reshape(*lead, self.num_codebooks)
 
 
@@ -160,25 +167,23 @@ class BestRQOutput:
     logits: Tensor
     targets: Tensor
     mask: Tensor
+    num_valid: Tensor | None = None  # valid output frames among the first T'' (a 0-d tensor)
 
 
-class BestRQ(nn.Module):
-    """An encoder (``features, lengths → EncoderOutput``, e.g. :class:`semiasr.nn.ConformerEncoder`)
-    with BEST-RQ heads and a frozen quantizer; ``forward`` masks, encodes and predicts."""
+class BestRQHead(nn.Module):
+    """The BEST-RQ parts beside an encoder: the frozen quantizer, the masking and a linear head per
+    codebook (``encoder_dim`` → V). :meth:`predict` masks, runs the encoder it is given and
+    predicts; the encoder is not part of this module (JUST-style joint training passes the
+    recogniser's own, :class:`semiasr.objectives.JointObjective`)."""
 
     def __init__(
-        self,
-        encoder: nn.Module,
-        feat_dim: int,
-        stack: int,
-        cfg: BestRQConfig | None = None,
+        self, encoder_dim: int, feat_dim: int, stack: int, cfg: BestRQConfig | None = None
     ):
         super().__init__()
         cfg = cfg or BestRQConfig()
         check_bestrq_config(cfg)
         if stack < 1:
             raise ConfigError(f"stack must be >= 1, got {stack}")
-        self.encoder = encoder
         self.feat_dim, self.stack = feat_dim, stack
         self.noise_std = cfg.noise_std
         self.start_prob, self.span = stacked_mask_params(cfg.mask_prob, cfg.mask_frames, stack)
@@ -189,7 +194,7 @@ class BestRQ(nn.Module):
             cfg.num_codebooks,
             cfg.quantizer_seed,
         )
-        self.heads = nn.Linear(encoder.output_dim, cfg.num_codebooks * cfg.codebook_size)
+        self.heads = nn.Linear(encoder_dim, cfg.num_codebooks * cfg.codebook_size)
 
     def targets(self, features: Tensor) -> Tensor:
         """Codes (B, T // s, K) of the stacked (unmasked) features."""
@@ -198,11 +203,16 @@ class BestRQ(nn.Module):
         stacked = features[:, : n * self.stack].reshape(b, n, self.stack * f)
         return self.quantizer(stacked)
 
-    def forward(
-        self, features: Tensor, lengths: Tensor, generator: torch.Generator | None = None
+    def predict(
+        self,
+        encoder: nn.Module,
+        features: Tensor,
+        lengths: Tensor,
+        generator: torch.Generator | None = None,
     ) -> BestRQOutput:
-        """``generator`` (optional, on the features' device) draws the mask and the noise; else
-        torch's default generator of that device."""
+        """Mask ``features``, encode them with ``encoder`` and predict the codes of the masked
+        frames. ``generator`` (optional, on the features' device) draws the mask and the noise;
+        else torch's default generator of that device."""
         if features.shape[-1] != self.feat_dim:
             raise ValueError(
                 f"features have {features.shape[-1]} bins, the quantizer {self.feat_dim}"
@@ -216,31 +226,57 @@ class BestRQ(nn.Module):
         noise = torch.randn(features.shape, generator=generator, device=features.device)
         noise = noise.to(features.dtype)
         masked = torch.where(frame_mask[..., None], noise * self.noise_std, features)
-        enc = self.encoder(masked, lengths)
+        enc = encoder(masked, lengths)
         m = min(enc.frames.shape[1], n)
         valid = torch.arange(m, device=features.device)[None, :] < enc.lengths[:, None]
         mask = mask[:, :m] & valid
-        logits = self.heads(enc.frames[:, :m][mask]).view(
-            -1, self.quantizer.num_codebooks, self.quantizer.codebook_size
-        )
-        return BestRQOutput(logits, targets[:, :m][mask], mask)
+        k, v = self.quantizer.num_codebooks, self.quantizer.codebook_size
+        logits = self.heads(enc.frames[:, :m][mask]).view(-1, k, v)
+        return BestRQOutput(logits, targets[:, :m][mask], mask, valid.sum())
+
+
+class BestRQ(BestRQHead):
+    """An encoder (``features, lengths → EncoderOutput``, e.g. :class:`semiasr.nn.ConformerEncoder`)
+    with BEST-RQ heads and a frozen quantizer, for pretraining: ``forward`` masks, encodes and
+    predicts. Its weights are ``encoder.*``, ``quantizer.*`` and ``heads.*``."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        feat_dim: int,
+        stack: int,
+        cfg: BestRQConfig | None = None,
+    ):
+        super().__init__(encoder.output_dim, feat_dim, stack, cfg)
+        self.encoder = encoder
+
+    def forward(
+        self, features: Tensor, lengths: Tensor, generator: torch.Generator | None = None
+    ) -> BestRQOutput:
+        return self.predict(self.encoder, features, lengths, generator)
 
 
 def load_encoder_weights(encoder: nn.Module, path: str | Path) -> Path:
     """Copy the ``encoder.*`` weights of a checkpoint into ``encoder`` (a BEST-RQ pretraining run's,
     or any semiasr model's). ``path``: a checkpoint file, or a run directory (its
-    ``checkpoints/averaged.pt`` if there, else its last step checkpoint). Raises CheckpointError
+    ``checkpoints/averaged.pt`` if there — an ASR run's end product; pretraining writes none —
+    else its last step checkpoint; ``best.pt`` only when named as a file). Raises CheckpointError
     naming every key that does not fit. Returns the file read."""
-    from semiasr.train.checkpoint import load_checkpoint, load_model_state, model_state_of
+    from semiasr.train.checkpoint import (
+        CheckpointManager,
+        load_checkpoint,
+        load_model_state,
+        model_state_of,
+    )
 
     path = Path(path)
     if path.is_dir():
-        ckpts = path / "checkpoints"
-        steps = sorted(ckpts.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
-        if (ckpts / "averaged.pt").is_file():
-            path = ckpts / "averaged.pt"
-        elif steps:
-            path = steps[-1]
+        ckpts = CheckpointManager(path / "checkpoints", keep_last=1)
+        latest = ckpts.latest()
+        if ckpts.averaged_path.is_file():
+            path = ckpts.averaged_path
+        elif latest is not None:
+            path = latest
         else:
             raise CheckpointError(f"{path} holds no checkpoints/averaged.pt or step-*.pt")
     state = model_state_of(load_checkpoint(path), source=f"checkpoint {path}")

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from torch import nn
 
+from semiasr.objectives.bestrq import BestRQObjective, JointObjective
 from semiasr.objectives.ctc import CTCObjective
 from semiasr.objectives.transducer import TransducerObjective
 
-__all__ = ["CTCObjective", "TransducerObjective", "objective_for"]
+__all__ = [
+    "BestRQObjective",
+    "CTCObjective",
+    "JointObjective",
+    "TransducerObjective",
+    "objective_for",
+]
 
 
 def objective_for(model: nn.Module) -> TransducerObjective | CTCObjective:

@@ -2,9 +2,13 @@
 
 The encoder is the one ``cfg.model`` describes, so a later ``semiasr train`` with
 ``model.init_encoder=<this run>`` starts from it. Audio only: the splits' transcripts are not
-read; SpecAugment is switched off (the masks are BEST-RQ's own; waveform augmentation stays as
-configured), and so is averaging of checkpoints (a later run reads the last one). Validation (``data.valid``, every ``train.eval_every`` updates) reports the masked-code
-accuracy under a fixed mask, and ``best.pt`` is the checkpoint with the highest one.
+read. SpecAugment is switched off (the masks are BEST-RQ's own; the waveform augmentation and VTLP
+stay as configured), and so is averaging of checkpoints: a later run reads the last step
+checkpoint. Features are normalised with statistics of ``ssl.splits`` (kept in the run's
+``feature_stats.json``); a supervised run started from the encoder computes its own from its
+training data. Validation (``data.valid``, every ``train.eval_every`` updates) reports the
+masked-code accuracy under a fixed mask and the loss; ``best.pt`` is the checkpoint with the highest
+accuracy (``train.best_metric=ssl_loss``: the lowest loss).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 
 from semiasr.config import as_object
 from semiasr.data.loader import build_dataloader
+from semiasr.errors import ConfigError
 from semiasr.models.bestrq import BestRQ
 from semiasr.models.build import build_encoder, count_parameters
 from semiasr.models.config import resolve_model_config
@@ -73,8 +78,20 @@ def pretrain(
     # the encoder is taken from the end of pretraining: no average of checkpoints from a run
     # whose masked prediction keeps improving (a shipped recipe's average_last is for ASR)
     cfg.train.average_last = 0
-    if cfg.train.best_metric == "wer":  # the supervised default: nothing to decode here
-        cfg.train.best_metric, cfg.train.best_mode = "masked_acc", "max"
+    # best.pt: the highest masked-code accuracy (the supervised default "wer" means that here),
+    # or the lowest validation loss
+    modes = {
+        "wer": ("masked_acc", "max"),
+        "masked_acc": ("masked_acc", "max"),
+        "ssl_loss": ("ssl_loss", "min"),
+    }
+    if cfg.train.best_metric not in modes:
+        raise ConfigError(
+            f"train.best_metric={cfg.train.best_metric} is not reported by pretraining; use "
+            "masked_acc or ssl_loss",
+            key="train.best_metric",
+        )
+    cfg.train.best_metric, cfg.train.best_mode = modes[cfg.train.best_metric]
     set_seed(cfg.seed)
     rank, world = rank_and_world()
     prepare_corpus(cfg, progress=progress and rank == 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from typing import Any
 
@@ -14,6 +15,7 @@ from semiasr.eval import wer
 from semiasr.models.build import build_model, count_parameters
 from semiasr.objectives import objective_for
 from semiasr.optim import build_optimizer, build_scheduler
+from semiasr.optim.build import decay_groups
 from semiasr.rundir import RunDir, open_run_dir
 from semiasr.tasks.common import (
     prepare_corpus,
@@ -86,7 +88,8 @@ def train(
         save_tokenizer(run.path, tokenizer)
         save_stats(run.path, stats)
     model = build_model(cfg.model, tokenizer.vocab_size, cfg.data.features.num_mel_bins)
-    if cfg.model.init_encoder:  # (a resumed run's checkpoint then replaces every weight)
+    if cfg.model.init_encoder and not any((run.path / "checkpoints").glob("step-*.pt")):
+        # (a run that resumes from its own checkpoint does not need the file any more)
         from semiasr.models.bestrq import load_encoder_weights
 
         source = load_encoder_weights(model.encoder, cfg.model.init_encoder)
@@ -101,11 +104,14 @@ def train(
             tokenizer.vocab_size,
             cfg.data.tokenizer.kind,
         )
+    objective = objective_for(model)
+    if cfg.ssl.joint_weight > 0:
+        objective = joint_objective(cfg, model, objective, stats, rank, world)
     summary = fit(
         cfg,
         run,
         model,
-        objective_for(model),
+        objective,
         tokenizer,
         train_loader,
         stats,
@@ -113,6 +119,45 @@ def train(
         eval_batches,
     )
     return run, summary
+
+
+def joint_objective(
+    cfg: Any, model: torch.nn.Module, supervised: Any, stats: Any, rank: int, world: int
+):
+    """JUST-style joint training (``ssl.joint_weight`` > 0): ``supervised`` on the labelled batches
+    plus BEST-RQ on the audio of ``ssl.splits`` through the same encoder
+    (:class:`semiasr.objectives.JointObjective`); the unlabelled audio is normalised with the
+    labelled training data's statistics, as it will be when the model decodes it."""
+    from semiasr.errors import ConfigError
+    from semiasr.models.bestrq import BestRQHead
+    from semiasr.models.config import resolve_model_config
+    from semiasr.objectives import JointObjective
+
+    if not cfg.ssl.splits:
+        raise ConfigError(
+            "ssl.joint_weight > 0 needs ssl.splits: the unlabelled audio to train BEST-RQ on",
+            key="ssl.splits",
+        )
+    data_cfg = copy.deepcopy(cfg.data)
+    data_cfg.augment.spec_augment = False  # the masks are BEST-RQ's own
+    unlabelled = build_dataloader(
+        data_cfg,
+        list(cfg.ssl.splits),
+        None,
+        train=True,
+        seed=cfg.seed + 1,  # its own shuffle, not the labelled one's
+        rank=rank,
+        world_size=world,
+        feature_stats=stats,
+        labels=False,
+    )
+    head = BestRQHead(
+        model.encoder.output_dim,
+        cfg.data.features.num_mel_bins,
+        resolve_model_config(cfg.model).subsampling,
+        cfg.ssl,
+    )
+    return JointObjective(supervised, head, unlabelled, cfg.ssl.joint_weight)
 
 
 def fit(
@@ -142,6 +187,9 @@ def fit(
         )
         evaluate = make_wer_evaluator(valid, tokenizer, eval_batches, cfg)
     optimizer = build_optimizer(model, cfg.optim)
+    if isinstance(objective, torch.nn.Module):  # e.g. the BEST-RQ head of joint training
+        for group in decay_groups(objective, float(cfg.optim.weight_decay)):
+            optimizer.add_param_group(group)
     scheduler = build_scheduler(optimizer, cfg.sched, cfg.train.max_steps)
     if not progress:
         cfg.train.progress = False

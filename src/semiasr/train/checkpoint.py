@@ -100,7 +100,9 @@ def load_model_state(
     shapes = [
         f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
         for k, v in own.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
+        if k in state
+        and isinstance(v, Tensor)  # a module's extra state (``_extra_state``) is not a tensor
+        and tuple(getattr(state[k], "shape", ())) != tuple(v.shape)
     ]
     problems = []
     if missing:

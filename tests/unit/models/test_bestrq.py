@@ -16,13 +16,14 @@ from semiasr.models import ModelConfig, build_encoder, build_model, resolve_mode
 from semiasr.models.bestrq import (
     BestRQ,
     BestRQConfig,
+    BestRQHead,
     RandomProjectionQuantizer,
     load_encoder_weights,
     span_mask,
     stacked_mask_params,
 )
 from semiasr.nn.conformer import EncoderOutput
-from semiasr.objectives.bestrq import BestRQObjective, bestrq_loss
+from semiasr.objectives.bestrq import BestRQObjective, JointObjective, bestrq_loss
 from semiasr.train.checkpoint import save_checkpoint
 
 TINY = ModelConfig(d_model=32, num_layers=1, num_heads=2, predictor_dim=32, joiner_dim=32)
@@ -171,6 +172,9 @@ class _Batch:
     def __len__(self) -> int:
         return self.features.shape[0]
 
+    def to(self, device) -> _Batch:
+        return _Batch(self.features.to(device), self.feature_lengths.to(device))
+
 
 def test_a_conformer_learns_the_codes_above_chance() -> None:
     """A tiny Conformer, 40 AdamW steps on one batch: masked-code accuracy well above 1/V."""
@@ -247,3 +251,132 @@ def test_bad_ssl_settings_are_config_errors(field: str, value: float) -> None:
     cfg = BestRQConfig(**{field: value})
     with pytest.raises(ConfigError, match=f"ssl.{field}"):
         BestRQ(build_encoder(resolve_model_config(TINY), 20), 20, 4, cfg)
+
+
+class _ListLoader:
+    """The parts of :class:`semiasr.data.loader.Loader` JointObjective uses: epochs of batches,
+    resumable at a batch."""
+
+    def __init__(self, batches_per_epoch: int, seed: int = 0):
+        self.n, self.seed, self.epoch, self.position = batches_per_epoch, seed, 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self.position = epoch, 0
+
+    def __iter__(self):
+        while self.position < self.n:
+            g = torch.Generator().manual_seed(1000 * self.epoch + self.position + self.seed)
+            self.position += 1
+            yield _Batch(torch.randn(2, 64, 20, generator=g), torch.tensor([64, 50]))
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = state["epoch"], state["position"]
+
+
+def _joint(weight: float = 0.5, supervised=None):
+    torch.manual_seed(0)
+    model = build_model(TINY, vocab_size=5, feat_dim=20)
+    head = BestRQHead(32, 20, 4, BestRQConfig(codebook_size=16, mask_prob=0.05, mask_frames=8))
+    sup = supervised or (lambda m, b: (sum(p.sum() for p in m.predictor.parameters()) * 0.0, {}))
+    return model, JointObjective(sup, head, _ListLoader(3), weight)
+
+
+def test_joint_objective_adds_weighted_bestrq_on_the_models_encoder() -> None:
+    model, joint = _joint(weight=0.5)
+    batch = _Batch(torch.randn(2, 64, 20), torch.tensor([64, 64]))
+    torch.manual_seed(7)
+    total, metrics = joint(model, batch)
+    # the same unlabelled batch and masks through BEST-RQ directly
+    first = next(iter(_ListLoader(3)))
+    torch.manual_seed(7)
+    out = joint.head.predict(model.encoder, first.features, first.feature_lengths)
+    ssl = bestrq_loss(out.logits, out.targets)[0]
+    assert float(total.detach()) == pytest.approx(0.5 * float(ssl.detach()), rel=1e-6)
+    assert float(metrics["ssl_loss"]) == pytest.approx(float(ssl.detach()), rel=1e-6)
+    total.backward()
+    grad = {n: p.grad for n, p in model.named_parameters()}
+    assert all(g is None or not g.any() for n, g in grad.items() if not n.startswith("encoder."))
+    assert any(
+        g is not None and g.abs().sum() > 0 for n, g in grad.items() if n.startswith("encoder.")
+    )
+    assert joint.head.heads.weight.grad.abs().sum() > 0
+    assert joint.head.quantizer.projection.grad is None
+
+
+def test_joint_objective_cycles_epochs_and_resumes_its_unlabelled_stream() -> None:
+    model, joint = _joint()
+    seen = []
+    joint.head.predict = lambda enc, f, l: seen.append(float(f.sum())) or _empty_output()
+    batch = _Batch(torch.randn(1, 64, 20), torch.tensor([64]))
+    for _ in range(4):  # three batches per epoch: the fourth opens epoch 1
+        joint(model, batch)
+    state = joint.state_dict()
+    assert joint.unlabelled.epoch == 1 and state["_extra_state"]["unlabelled"]["position"] == 1
+    ahead = []
+    for _ in range(3):
+        joint(model, batch)
+    ahead, seen[:] = seen[4:], []
+    _, other = _joint()
+    other.head.predict = joint.head.predict
+    other.load_state_dict(state)
+    for _ in range(3):
+        other(model, batch)
+    assert seen == ahead  # the resumed stream yields exactly what the original did
+
+
+def _empty_output():
+    from semiasr.models.bestrq import BestRQOutput
+
+    z = torch.zeros(0, 1, 16, requires_grad=True)
+    return BestRQOutput(z, torch.zeros(0, 1, dtype=torch.long), torch.zeros(1, 1, dtype=torch.bool))
+
+
+def test_joint_weight_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match=r"ssl\.joint_weight"):
+        _joint(weight=0.0)
+
+
+def test_codes_are_float32_codes_under_bf16_autocast_and_for_float64_models() -> None:
+    """The trainer's bf16 autocast must not reach the quantizer (bf16 products move ~3% of the
+    codes), and a float64 model computes the same float32 codes."""
+    q = RandomProjectionQuantizer(320, seed=0)
+    x = torch.randn(2000, 320)
+    want = q(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(q(x), want)
+    assert torch.equal(q.double()(x.double()), want)
+    model = BestRQ(
+        build_encoder(resolve_model_config(TINY), 20), 20, 4, BestRQConfig(codebook_size=16)
+    )
+    out = model.double()(torch.randn(2, 64, 20, dtype=torch.float64), torch.tensor([64, 40]))
+    assert out.logits.dtype == torch.float64
+
+
+def test_pretraining_config_choices(tmp_path, monkeypatch) -> None:
+    """What `pretrain` changes in a config before training: SpecAugment and averaging off, best.pt
+    by masked-code accuracy (highest) or loss (lowest); another metric is refused."""
+    import importlib
+
+    from semiasr.config import load_config
+
+    pretrain_module = importlib.import_module("semiasr.tasks.pretrain")
+
+    seen = {}
+
+    def stop(cfg, *a, **k):
+        seen["cfg"] = cfg
+        raise RuntimeError("stop before any work")
+
+    monkeypatch.setattr(pretrain_module, "prepare_corpus", stop)
+    for metric, want in [("wer", ("masked_acc", "max")), ("ssl_loss", ("ssl_loss", "min"))]:
+        cfg = load_config("demo", [f"train.best_metric={metric}", "train.best_mode=min"])
+        with pytest.raises(RuntimeError, match="stop"):
+            pretrain_module.pretrain(cfg)
+        c = seen["cfg"]
+        assert (c.train.best_metric, c.train.best_mode) == want
+        assert c.data.augment.spec_augment is False and c.train.average_last == 0
+    with pytest.raises(ConfigError, match="best_metric"):
+        pretrain_module.pretrain(load_config("demo", ["train.best_metric=loss"]))

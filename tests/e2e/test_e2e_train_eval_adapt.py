@@ -202,7 +202,10 @@ def test_pretrain_then_train_from_the_pretrained_encoder(workdir: Path) -> None:
     assert bad.returncode == 2 and "shape mismatches" in bad.stderr
 
 
-def test_joint_training_resumes_to_the_weights_of_an_uninterrupted_run(workdir: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 1])
+def test_joint_training_resumes_to_the_weights_of_an_uninterrupted_run(
+    workdir: Path, workers: int
+) -> None:
     """JUST-style training (supervised source batches + BEST-RQ on target audio): stopping after 2
     updates and resuming to 4 gives the weights — the BEST-RQ head's too — of 4 updates in one go,
     so the unlabelled stream's position and the masks' random state are restored."""
@@ -222,19 +225,25 @@ def test_joint_training_resumes_to_the_weights_of_an_uninterrupted_run(workdir: 
         "ssl.joint_weight=0.5",
         "ssl.codebook_size=64",
         "ssl.splits=[target_unlabelled]",
+        f"data.batching.num_workers={workers}",  # loader processes must not shift the masks
     ]
-    semiasr("train", "demo", *common, "name=joint4", "train.max_steps=4", cwd=workdir)
-    semiasr("train", "demo", *common, "name=joint2", "train.max_steps=2", cwd=workdir)
-    semiasr("train", "demo", *common, "name=joint2", "train.max_steps=4", "--resume", cwd=workdir)
+    n4, n2 = f"name=joint4-w{workers}", f"name=joint2-w{workers}"
+    semiasr("train", "demo", *common, n4, "train.max_steps=4", cwd=workdir)
+    semiasr("train", "demo", *common, n2, "train.max_steps=2", cwd=workdir)
+    semiasr("train", "demo", *common, n2, "train.max_steps=4", "--resume", cwd=workdir)
     runs = workdir / "runs"
     a, b = (
         torch.load(runs / n / "checkpoints" / "step-4.pt", weights_only=True)
-        for n in ("joint4", "joint2")
+        for n in (f"joint4-w{workers}", f"joint2-w{workers}")
     )
     assert "head.heads.weight" in a["objective"]
     for part in ("model", "objective"):
         for k, v in a[part].items():
             if isinstance(v, torch.Tensor):
                 torch.testing.assert_close(b[part][k], v, rtol=0, atol=1e-6, msg=k)
-    metrics = [json.loads(x) for x in (runs / "joint4" / "metrics.jsonl").read_text().splitlines()]
+    assert a["objective"]["_extra_state"] == b["objective"]["_extra_state"]  # stream position
+    metrics = [
+        json.loads(x)
+        for x in (runs / f"joint4-w{workers}" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert all("ssl_loss" in r and "masked_acc" in r for r in metrics if r["split"] == "train")

@@ -487,6 +487,12 @@ class Loader:
                     collate_fn=_identity,
                     multiprocessing_context=_worker_context(str(b.worker_start)),
                     timeout=float(b.worker_timeout_s),
+                    # its own generator: starting the workers then draws nothing from torch's
+                    # global one, so masks and dropout do not depend on when an epoch (or a
+                    # resumed run) started its workers (the batches are seeded per index anyway)
+                    generator=torch.Generator().manual_seed(
+                        (self.seed * 1_000_003 + self.epoch) * 1_009 + self.rank
+                    ),
                 )
             )
         else:

@@ -62,8 +62,10 @@ class JointObjective(nn.Module):
     The module holds the BEST-RQ ``head`` (trained with the model: the trainer adds its parameters
     to the optimizer) and the position of the unlabelled stream, which cycles through its epochs and
     is saved with the trainer's checkpoints (``get_extra_state``), so a resumed run reads the same
-    unlabelled batches as an uninterrupted one. Metrics: the supervised ones, plus ``ssl_loss`` and
-    ``masked_acc``."""
+    unlabelled batches as an uninterrupted one. Metrics: the supervised ones (``loss`` becomes the
+    total; the supervised objective's is ``sup_loss``), plus ``ssl_loss`` and ``masked_acc``. Under
+    DDP the stream position saved is rank 0's: exact while every rank draws one unlabelled batch
+    per micro-batch (a batch dropped whole by ``data.skip_bad`` on one rank would be replayed)."""
 
     def __init__(self, supervised: Any, head: nn.Module, unlabelled: Any, weight: float):
         super().__init__()
@@ -76,11 +78,7 @@ class JointObjective(nn.Module):
     def _next_unlabelled(self) -> Batch:
         for _ in range(2):  # a fresh epoch when the last one is used up
             if self._it is None:
-                # a torch DataLoader draws its base seed from the global generator when it starts
-                # an epoch: kept apart, so that a resumed run (which starts its iterator at
-                # another step) draws the same masks and dropout as an uninterrupted one
-                with torch.random.fork_rng(devices=[]):
-                    self._it = iter(self.unlabelled)
+                self._it = iter(self.unlabelled)
             batch = next(self._it, None)
             if batch is not None:
                 return batch
@@ -98,6 +96,7 @@ class JointObjective(nn.Module):
         total = loss + self.weight * ssl
         return total, {
             **metrics,
+            "sup_loss": loss.detach(),
             "loss": total.detach(),
             "ssl_loss": ssl.detach(),
             "masked_acc": correct.float() / masked.clamp(min=1.0),

@@ -41,8 +41,8 @@ def adaptation_config(
 ) -> Any:
     """The adaptation run's config: the base run's, with ``base_run``, ``adapt.method``, ``name``,
     target-domain defaults (train on ``target_train``) and fine-tuning defaults (300 updates of the
-    base run's optimizer at a constant 1e-3, no warm-up, no checkpoint averaging), then
-    ``overrides``."""
+    base run's optimizer at a constant 1e-3, no warm-up, no checkpoint averaging, no joint
+    self-supervised loss), then ``overrides``."""
     base = Path(base_run)
     if not (base / "config.yaml").is_file():
         raise ConfigError(f"{base} is not a semiasr run directory (no config.yaml)")
@@ -59,6 +59,7 @@ def adaptation_config(
         "sched.warmup_steps=0",
         "train.average_last=0",
         "optim.lr_scales={}",  # the base run's factors name parameters that may now be frozen
+        "ssl.joint_weight=0",  # adaptation is supervised, whatever the base run trained with
     ]
     return as_object(load_config(base / "config.yaml", [*defaults, *overrides]))
 

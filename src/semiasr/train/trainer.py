@@ -351,6 +351,15 @@ class Trainer:
                 f"{ckpt.get('format')!r}, expected {FORMAT!r})"
             )
         load_model_state(self.model, ckpt["model"], source=f"checkpoint {path}")
+        had = bool(ckpt.get("objective"))
+        if had != (isinstance(self.objective, nn.Module) and bool(self.objective.state_dict())):
+            saved = "with" if had else "without"
+            raise CheckpointError(
+                f"checkpoint {path} was saved {saved} an objective that has weights of its own "
+                "(such as the BEST-RQ head of ssl.joint_weight > 0), this run's objective "
+                f"{'has none' if saved == 'with' else 'has some'}: resume with the settings it "
+                "was trained with"
+            )
         if isinstance(self.objective, nn.Module) and "objective" in ckpt:
             load_model_state(
                 self.objective, ckpt["objective"], source=f"checkpoint {path} objective"

@@ -284,6 +284,28 @@ def _joint(weight: float = 0.5, supervised=None):
     return model, JointObjective(sup, head, _ListLoader(3), weight)
 
 
+def test_joint_objective_is_the_supervised_loss_plus_the_weighted_bestrq_loss() -> None:
+    def supervised(m, b):
+        loss = 1.5 + 0.01 * sum(p.sum() for p in m.predictor.parameters())
+        return loss, {"loss": loss.detach(), "rnnt_loss": 1.0}
+
+    model, joint = _joint(weight=0.25, supervised=supervised)
+    batch = _Batch(torch.randn(2, 64, 20), torch.tensor([64, 64]))
+    torch.manual_seed(3)
+    total, metrics = joint(model, batch)
+    sup = supervised(model, batch)[0]
+    first = next(iter(_ListLoader(3)))
+    torch.manual_seed(3)
+    out = joint.head.predict(model.encoder, first.features, first.feature_lengths)
+    ssl = bestrq_loss(out.logits, out.targets)[0]
+    want = float(sup.detach()) + 0.25 * float(ssl.detach())
+    assert float(total.detach()) == pytest.approx(want, rel=1e-6)
+    assert float(metrics["sup_loss"]) == pytest.approx(float(sup.detach()), rel=1e-6)
+    assert float(metrics["loss"]) == pytest.approx(want, rel=1e-6) and metrics["rnnt_loss"] == 1.0
+    total.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.predictor.parameters())
+
+
 def test_joint_objective_adds_weighted_bestrq_on_the_models_encoder() -> None:
     model, joint = _joint(weight=0.5)
     batch = _Batch(torch.randn(2, 64, 20), torch.tensor([64, 64]))

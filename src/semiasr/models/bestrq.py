@@ -196,13 +196,6 @@ class BestRQHead(nn.Module):
         )
         self.heads = nn.Linear(encoder_dim, cfg.num_codebooks * cfg.codebook_size)
 
-    def targets(self, features: Tensor) -> Tensor:
-        """Codes (B, T // s, K) of the stacked (unmasked) features."""
-        b, t, f = features.shape
-        n = t // self.stack
-        stacked = features[:, : n * self.stack].reshape(b, n, self.stack * f)
-        return self.quantizer(stacked)
-
     def predict(
         self,
         encoder: nn.Module,
@@ -217,9 +210,9 @@ class BestRQHead(nn.Module):
             raise ValueError(
                 f"features have {features.shape[-1]} bins, the quantizer {self.feat_dim}"
             )
-        t = features.shape[1]
+        b, t, f = features.shape
         n = t // self.stack
-        targets = self.targets(features)
+        stacked = features[:, : n * self.stack].reshape(b, n, self.stack * f)  # unmasked
         mask = span_mask(lengths // self.stack, n, self.start_prob, self.span, generator)
         frame_mask = mask.repeat_interleave(self.stack, dim=1)
         frame_mask = F.pad(frame_mask, (0, t - frame_mask.shape[1]))
@@ -232,7 +225,8 @@ class BestRQHead(nn.Module):
         mask = mask[:, :m] & valid
         k, v = self.quantizer.num_codebooks, self.quantizer.codebook_size
         logits = self.heads(enc.frames[:, :m][mask]).view(-1, k, v)
-        return BestRQOutput(logits, targets[:, :m][mask], mask, valid.sum())
+        targets = self.quantizer(stacked[:, :m][mask])  # only the frames the loss reads
+        return BestRQOutput(logits, targets, mask, valid.sum())
 
 
 class BestRQ(BestRQHead):

@@ -24,7 +24,8 @@ __all__ = ["CTCModel", "CTCOutput"]
 
 @dataclass
 class CTCOutput:
-    """log_probs (B, T', V) float32; lengths (B,) of the encoder frames."""
+    """log_probs (B, T', V) (float32, or float64 for a float64 model); lengths (B,) of the encoder
+    frames."""
 
     log_probs: Tensor
     lengths: Tensor

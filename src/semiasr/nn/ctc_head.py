@@ -1,4 +1,5 @@
-"""The CTC head: encoder frames (B, T, D) → log-probabilities (B, T, V) (float32), blank = id 0.
+"""The CTC head: encoder frames (B, T, D) → log-probabilities (B, T, V), blank = id 0: float32 for
+half-precision (bf16 / fp16) activations, else the activations' own dtype (float64 stays float64).
 
 "Connectionist Temporal Classification" (Graves et al., 2006): a linear layer and a log-softmax.
 """
@@ -20,4 +21,7 @@ class CTCHead(nn.Module):
         self.output = nn.Linear(dim, vocab_size)
 
     def forward(self, frames: Tensor) -> Tensor:
-        return torch.log_softmax(self.output(self.dropout(frames)).float(), dim=-1)
+        logits = self.output(self.dropout(frames))
+        if torch.finfo(logits.dtype).bits < 32:
+            logits = logits.float()
+        return torch.log_softmax(logits, dim=-1)

@@ -84,3 +84,17 @@ def test_ctc_head_gives_log_probabilities() -> None:
         lp = head(torch.randn(2, 3, 8))
     assert lp.shape == (2, 3, 5) and lp.dtype == torch.float32
     torch.testing.assert_close(lp.exp().sum(-1), torch.ones(2, 3))
+
+
+def test_ctc_head_keeps_float64_and_lifts_half_precision() -> None:
+    """A float64 model's CTC loss is float64 all the way (it was cast to float32 before session 11:
+    float64 gradients then differed between CPU and CUDA by 1e-8); bf16 activations → float32."""
+    torch.manual_seed(0)
+    head = CTCHead(8, 5).double()
+    x = torch.randn(2, 3, 8, dtype=torch.float64)
+    lp = head(x)
+    assert lp.dtype == torch.float64
+    ref = torch.log_softmax(x @ head.output.weight.T + head.output.bias, dim=-1)
+    torch.testing.assert_close(lp, ref, rtol=1e-15, atol=1e-15)
+    half = CTCHead(8, 5).to(torch.bfloat16)
+    assert half(torch.randn(2, 3, 8, dtype=torch.bfloat16)).dtype == torch.float32

@@ -57,7 +57,8 @@ class BestRQConfig:
     ``splits``: the corpus splits to pretrain on (their transcripts are not read); empty means
     ``data.train``. ``joint_weight`` > 0 makes ``semiasr train`` train jointly: each supervised
     batch plus a batch of ``splits``' audio through BEST-RQ on the same encoder, weighted by it
-    (:class:`semiasr.objectives.JointObjective`)."""
+    (:class:`semiasr.objectives.JointObjective`); ``joint_batch_duration``: seconds of audio per
+    unlabelled batch there (0: as many as a labelled batch, ``data.batching.max_duration``)."""
 
     codebook_size: int = 8192
     codebook_dim: int = 16
@@ -68,6 +69,7 @@ class BestRQConfig:
     quantizer_seed: int = 0
     splits: list[str] | None = None
     joint_weight: float = 0.0
+    joint_batch_duration: float = 0.0
 
 
 def check_bestrq_config(cfg: BestRQConfig) -> None:
@@ -80,6 +82,7 @@ def check_bestrq_config(cfg: BestRQConfig) -> None:
         ("mask_frames", cfg.mask_frames >= 1, "must be >= 1"),
         ("noise_std", cfg.noise_std >= 0.0, "must be >= 0"),
         ("joint_weight", cfg.joint_weight >= 0.0, "must be >= 0"),
+        ("joint_batch_duration", cfg.joint_batch_duration >= 0.0, "must be >= 0"),
     ]
     for key, ok, what in checks:
         if not ok:

@@ -140,6 +140,8 @@ def joint_objective(
         )
     data_cfg = copy.deepcopy(cfg.data)
     data_cfg.augment.spec_augment = False  # the masks are BEST-RQ's own
+    if cfg.ssl.joint_batch_duration > 0:
+        data_cfg.batching.max_duration = float(cfg.ssl.joint_batch_duration)
     unlabelled = build_dataloader(
         data_cfg,
         list(cfg.ssl.splits),

@@ -84,6 +84,47 @@ def adapt_job(cmd: list[str], log: Path, threads: int) -> int:
         return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
 
 
+def write_report(args: argparse.Namespace, halves: dict[str, Path], rounds: list[dict]) -> str:
+    """Write ``self_training.json`` and ``.md`` for the rounds so far (after every round, so that
+    a run cut short keeps what it finished); returns the markdown."""
+    for rd in rounds:
+        w = [s["wer"] for s in rd["seeds"]]
+        rd["mean"], rd["sd"] = statistics.mean(w), statistics.stdev(w) if len(w) > 1 else 0.0
+    report = {
+        "runs": [str(r) for r in args.runs],
+        "split": args.split,
+        "steps": args.steps,
+        "lr": args.lr,
+        "neighbours": args.neighbours,
+        "halves": {h: str(p) for h, p in halves.items()},
+        "rounds": rounds,
+    }
+    (args.out / "self_training.json").write_text(json.dumps(report, indent=1))
+    nb = f"; pseudo labels by a {args.neighbours}-neighbour vote" if args.neighbours else ""
+    lines = [
+        f"# Self-training on `{args.split}` (no transcripts of it used)",
+        "",
+        f"Base runs: {', '.join(f'`{r}`' for r in args.runs)}; students: full fine-tuning, "
+        f"{args.steps} updates at {args.lr:g} (cosine){nb}.",
+        "",
+        "| round | pseudo-label WER A / B % (models' vote) | WER per seed % | mean ± sd % |",
+        "| ---: | --- | --- | --- |",
+    ]
+    for rd in rounds:
+        pl = rd.get("pseudo_labels")
+        pls = (
+            f"{pl['A']['label_wer']:.2f} / {pl['B']['label_wer']:.2f} "
+            f"({pl['A']['model_vote_wer']:.2f} / {pl['B']['model_vote_wer']:.2f})"
+            if pl
+            else "–"
+        )
+        seeds = " / ".join(f"{s['wer']:.2f}" for s in rd["seeds"])
+        lines.append(f"| {rd['round']} | {pls} | {seeds} | {rd['mean']:.2f} ± {rd['sd']:.2f} |")
+    text = "\n".join(lines) + "\n"
+    (args.out / "self_training.md").write_text(text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path, help="base runs (one per seed)")
@@ -94,6 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reuse", action="store_true")
+    ap.add_argument(
+        "--neighbours",
+        type=int,
+        default=0,
+        help="relabel each pseudo label by the vote of its K nearest recordings of the same "
+        "speaker within its half (DTW of features; semiasr pseudo-label --neighbours)",
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/bench/fsdd-st"))
     args = ap.parse_args(argv)
 
@@ -131,6 +179,8 @@ def main(argv: list[str] | None = None) -> None:
 
     base_models = {(b, h): (b, "averaged") for b in args.runs for h in "AB"}
     rounds: list[dict[str, Any]] = [{"round": 0, "seeds": seed_wers(base_models)}]
+    write_report(args, halves, rounds)
+    print("round 0: " + ", ".join(f"{s['wer']:.2f}" for s in rounds[0]["seeds"]), flush=True)
     teachers = {h: [(b, "averaged") for b in args.runs] for h in "AB"}
     for r in range(1, args.rounds + 1):
         labels, pl_info = {}, {}
@@ -138,11 +188,24 @@ def main(argv: list[str] | None = None) -> None:
             ckpts = {which for _, which in teachers[h]}
             pl = (args.out / f"round{r}" / f"pseudo{h}.jsonl").resolve()
             s = pseudo_label(
-                [run for run, _ in teachers[h]], str(halves[h]), pl, checkpoint=ckpts.pop()
+                [run for run, _ in teachers[h]],
+                str(halves[h]),
+                pl,
+                checkpoint=ckpts.pop(),
+                neighbours=args.neighbours,
             )
             labels[h] = pl
-            pl_info[h] = {"written": s.written, "label_wer": s.reference_wer}
-            print(f"round {r}: pseudo labels of half {h}: WER {s.reference_wer:.2f}%", flush=True)
+            pl_info[h] = {
+                "written": s.written,
+                "label_wer": s.reference_wer,
+                "model_vote_wer": s.model_vote_reference_wer,
+                "changed_by_neighbours": s.changed_by_neighbours,
+            }
+            print(
+                f"round {r}: pseudo labels of half {h}: WER {s.reference_wer:.2f}% "
+                f"(models' vote {s.model_vote_reference_wer:.2f}%)",
+                flush=True,
+            )
         jobs = {}
         for base in args.runs:
             for h in "AB":  # train on h's pseudo labels, score on the other half
@@ -188,36 +251,12 @@ def main(argv: list[str] | None = None) -> None:
         students = {k: (run_root / v[0], "last") for k, v in jobs.items()}
         rounds.append({"round": r, "pseudo_labels": pl_info, "seeds": seed_wers(students)})
         teachers = {h: [students[(b, h)] for b in args.runs] for h in "AB"}
-        print(f"round {r}: " + ", ".join(f"{s['wer']:.2f}" for s in rounds[-1]["seeds"]))
+        write_report(args, halves, rounds)
+        print(
+            f"round {r}: " + ", ".join(f"{s['wer']:.2f}" for s in rounds[-1]["seeds"]), flush=True
+        )
 
-    for rd in rounds:
-        w = [s["wer"] for s in rd["seeds"]]
-        rd["mean"], rd["sd"] = statistics.mean(w), statistics.stdev(w) if len(w) > 1 else 0.0
-    report = {
-        "runs": [str(r) for r in args.runs],
-        "split": args.split,
-        "steps": args.steps,
-        "lr": args.lr,
-        "halves": {h: str(p) for h, p in halves.items()},
-        "rounds": rounds,
-    }
-    (args.out / "self_training.json").write_text(json.dumps(report, indent=1))
-    lines = [
-        f"# Self-training on `{args.split}` (no transcripts of it used)",
-        "",
-        f"Base runs: {', '.join(f'`{r}`' for r in args.runs)}; students: full fine-tuning, "
-        f"{args.steps} updates at {args.lr:g} (cosine).",
-        "",
-        "| round | pseudo-label WER A / B % | WER per seed % | mean ± sd % |",
-        "| ---: | --- | --- | --- |",
-    ]
-    for rd in rounds:
-        pl = rd.get("pseudo_labels")
-        pls = f"{pl['A']['label_wer']:.2f} / {pl['B']['label_wer']:.2f}" if pl else "–"
-        seeds = " / ".join(f"{s['wer']:.2f}" for s in rd["seeds"])
-        lines.append(f"| {rd['round']} | {pls} | {seeds} | {rd['mean']:.2f} ± {rd['sd']:.2f} |")
-    (args.out / "self_training.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(write_report(args, halves, rounds))
 
 
 if __name__ == "__main__":

@@ -98,13 +98,17 @@ def test_train_resume_eval_decode_transcribe_adapt(workdir: Path) -> None:
     greedy = run("eval", "runs/tiny", "source_dev", "--lm-weight", "1", cwd=workdir)
     assert greedy.returncode == 2 and "--method beam" in greedy.stderr
 
-    semiasr("decode", "runs/tiny", "target_test", "--out", "hyps.jsonl", cwd=workdir)
+    semiasr(
+        "decode", "runs/tiny", "target_test", "--out", "hyps.jsonl", "--device", "auto", cwd=workdir
+    )
     hyps = [json.loads(line) for line in (workdir / "hyps.jsonl").read_text().splitlines()]
     assert hyps and all(h["domain"] == "target" for h in hyps)
 
     wav = sorted((workdir / "corpus" / "audio").rglob("*.wav"))[0]
     rec = json.loads(
-        semiasr("transcribe", "runs/tiny", str(wav), cwd=workdir).stdout.splitlines()[0]
+        semiasr(
+            "transcribe", "runs/tiny", str(wav), "--device", "auto", cwd=workdir
+        ).stdout.splitlines()[0]
     )
     assert rec["file"] == str(wav) and rec["audio_s"] > 0 and isinstance(rec["text"], str)
 

@@ -25,6 +25,7 @@ LmOrder = Annotated[int, typer.Option(help="Order of the n-gram LM.")]
 LmPath = Annotated[
     Path | None, typer.Option("--lm", help="A saved n-gram LM (JSON) instead of the run's.")
 ]
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto (cuda where there is one).")]
 
 
 def _mode(resume: bool, overwrite: bool) -> str:
@@ -99,9 +100,7 @@ def register(app: typer.Typer) -> None:
         token_bonus: TokenBonus = 0.0,
         lm_order: LmOrder = 6,
         lm: LmPath = None,
-        device: Annotated[
-            str, typer.Option(help="cpu, cuda, cuda:N or auto (cuda where there is one).")
-        ] = "cpu",
+        device: Device = "cpu",
     ) -> None:
         """Decode and score splits: report.md, report.json and wer.png per split."""
         from semiasr.config import load_config
@@ -145,6 +144,7 @@ def register(app: typer.Typer) -> None:
         token_bonus: TokenBonus = 0.0,
         lm_order: LmOrder = 6,
         lm: LmPath = None,
+        device: Device = "cpu",
     ) -> None:
         """Decode a manifest split to JSONL (id, ref, hyp) with timing and real-time factor."""
         from semiasr.rundir import atomic_write_text
@@ -152,7 +152,9 @@ def register(app: typer.Typer) -> None:
         from semiasr.tasks.evaluate import check_lm_options, with_lm
 
         check_lm_options(method, lm_weight, token_bonus, lm)
-        decoder = with_lm(load_trained(run, checkpoint), lm_weight, token_bonus, lm_order, lm)
+        decoder = with_lm(
+            load_trained(run, checkpoint, device=device), lm_weight, token_bonus, lm_order, lm
+        )
         utts, timing = decode_split(decoder, split, method=method, beam=beam)
         lines = [
             json.dumps({"id": u.id, "ref": u.ref, "hyp": u.hyp, "domain": u.domain}) for u in utts
@@ -177,6 +179,14 @@ def register(app: typer.Typer) -> None:
             float,
             typer.Option(help="Leave out utterances fewer than this share of the runs agree on."),
         ] = 0.0,
+        neighbours: Annotated[
+            int,
+            typer.Option(
+                help="Relabel each utterance by the vote of its K nearest (DTW of features) of "
+                "the same speaker: for repeated words (digits, commands). 0: off."
+            ),
+        ] = 0,
+        device: Device = "cpu",
     ) -> None:
         """Transcribe a split with trained models (majority vote over several) and write the
         hypotheses as a training manifest: data.train=[train,OUT] trains on them."""
@@ -190,6 +200,8 @@ def register(app: typer.Typer) -> None:
             method=method,
             beam=beam,
             min_agreement=min_agreement,
+            neighbours=neighbours,
+            device=device,
         )
         typer.echo(json.dumps(summary.to_dict()))
 
@@ -204,12 +216,16 @@ def register(app: typer.Typer) -> None:
         token_bonus: TokenBonus = 0.0,
         lm_order: LmOrder = 6,
         lm: LmPath = None,
+        device: Device = "cpu",
     ) -> None:
         """Transcribe audio files; prints one JSON line per file (text, seconds, real-time factor)."""
         from semiasr.tasks.transcribe import transcribe_files
 
         fusion = {"lm_weight": lm_weight, "token_bonus": token_bonus, "lm_order": lm_order}
-        for rec in transcribe_files(run, files, checkpoint, method, beam, lm_path=lm, **fusion):
+        recs = transcribe_files(
+            run, files, checkpoint, method, beam, lm_path=lm, device=device, **fusion
+        )
+        for rec in recs:
             typer.echo(json.dumps(rec))
 
     @app.command("adapt")

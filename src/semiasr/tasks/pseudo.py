@@ -9,6 +9,11 @@ al., "Improved Noisy Student Training for Automatic Speech Recognition", 2020): 
 on labelled data plus these labels, with augmentation on. Nothing here reads a reference
 transcript; where the split has them, the summary reports the pseudo labels' WER against them,
 for information only.
+
+``neighbours=k`` then relabels each utterance with the majority of its own label and those of its k
+nearest utterances of the same speaker under dynamic time warping of the first run's features
+(:mod:`semiasr.decoding.neighbours`): for recordings that repeat a few words (digits, commands),
+where one speaker's repetitions of a word sound alike and a model's errors on them are scattered.
 """
 
 from __future__ import annotations
@@ -16,16 +21,23 @@ from __future__ import annotations
 import collections
 import copy
 import dataclasses
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from semiasr.data.loader import build_dataloader
 from semiasr.data.manifest import load_split, write_jsonl
+from semiasr.decoding.neighbours import dtw_distances, neighbour_vote
 from semiasr.errors import ConfigError, DataError
 from semiasr.eval.wer import wer
 from semiasr.tasks.evaluate import decode_split, load_trained
 
 __all__ = ["PseudoLabelSummary", "pseudo_label", "vote"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +59,10 @@ class PseudoLabelSummary:
     written_reference_wer: float | None = None
     decode_s: float = 0.0
     per_run_reference_wer: list[float] = field(default_factory=list)
+    # neighbour voting (neighbours > 0): labels it changed, and the models' vote's WER before it
+    neighbours: int = 0
+    changed_by_neighbours: int = 0
+    model_vote_reference_wer: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,17 +95,24 @@ def pseudo_label(
     method: str = "greedy",
     beam: int = 4,
     min_agreement: float = 0.0,
+    neighbours: int = 0,
+    device: str = "cpu",
 ) -> PseudoLabelSummary:
     """Decode ``split`` of the first run's corpus (``data.root``; or a manifest path) with every
     run in ``runs`` and write a semiasr JSONL manifest to ``out`` whose transcripts are the voted
     hypotheses; utterances with an empty hypothesis, or fewer than ``min_agreement`` of the models
-    behind theirs, are left out. Returns a summary (also the JSON that ``semiasr pseudo-label``
+    behind theirs, are left out. ``neighbours`` > 0 first relabels every utterance by the vote of
+    its ``neighbours`` nearest utterances of the same speaker (see the module's docstring); then
+    ``pl_agreement`` is the share of the models that gave the label written. The models decode
+    on ``device`` ("cpu", "cuda", "cuda:N", "auto"). Returns a summary (also the JSON that ``semiasr pseudo-label``
     prints)."""
     if not runs:
         raise ConfigError("pseudo_label needs at least one trained run")
     if not 0.0 <= min_agreement <= 1.0:
         raise ConfigError(f"min_agreement must lie in [0, 1], got {min_agreement}")
-    decoders = [load_trained(r, checkpoint) for r in runs]
+    if neighbours < 0:
+        raise ConfigError(f"neighbours must be 0 (off) or more, got {neighbours}")
+    decoders = [load_trained(r, checkpoint, device=device) for r in runs]
     root = decoders[0].cfg.data.root
     cuts = load_split(root, split)
     per_run: list[dict[str, str]] = []
@@ -109,11 +132,20 @@ def pseudo_label(
     if not decoded:
         raise DataError(f"no utterance of {split} was decoded", item=split)
     refs = {k: v for k, v in refs.items() if all(k in h for h in per_run)}
-    kept, labels, agreements = [], {}, []
+    labels = {c.id: vote([h[c.id] for h in per_run])[0] for c in decoded}
+    model_vote_wer = _reference_wer(refs, labels)
+    changed = 0
+    if neighbours:
+        first = copy.copy(decoders[0].cfg.data)
+        first.root = root
+        new = neighbour_labels(decoders[0], split, first, decoded, labels, neighbours)
+        changed = sum(new[k] != labels[k] for k in labels)
+        labels = new
+    kept, agreements = [], []
     dropped_empty = dropped_agreement = 0
     for cut in decoded:
-        hyp, share = vote([h[cut.id] for h in per_run])
-        labels[cut.id] = hyp
+        hyp = labels[cut.id]
+        share = sum(h[cut.id] == hyp for h in per_run) / len(per_run)
         if not hyp.strip():
             dropped_empty += 1
             continue
@@ -152,4 +184,39 @@ def pseudo_label(
         per_run_reference_wer=[
             w for w in (_reference_wer(refs, h) for h in per_run) if w is not None
         ],
+        neighbours=neighbours,
+        changed_by_neighbours=changed,
+        model_vote_reference_wer=model_vote_wer,
     )
+
+
+def neighbour_labels(
+    decoder: Any, split: str, data_cfg: Any, cuts: list[Any], labels: dict[str, str], k: int
+) -> dict[str, str]:
+    """``labels`` after a ``k``-nearest-neighbour vote within each speaker (cuts with no speaker
+    form one group), distances by DTW of the features ``decoder`` reads (normalised as it
+    normalises them)."""
+    loader = build_dataloader(
+        data_cfg, [split], decoder.tokenizer, train=False, seed=0, labels=False,
+        feature_stats=decoder.stats,
+    )  # fmt: skip
+    feats: dict[str, np.ndarray] = {}
+    for batch in loader:
+        for i, cid in enumerate(batch.cut_ids):
+            n = int(batch.feature_lengths[i])
+            feats[cid] = batch.features[i, :n].double().numpy()
+    groups: dict[str, list[str]] = collections.defaultdict(list)
+    for c in cuts:
+        groups[c.supervisions[0].speaker or ""].append(c.id)
+    out = dict(labels)
+    for speaker, ids in sorted(groups.items()):
+        if len(ids) < 2:
+            continue
+        dist = dtw_distances([feats[i] for i in ids])
+        new, _ = neighbour_vote([labels[i] for i in ids], dist, k)
+        out.update(zip(ids, new))
+        log.info(
+            "neighbour vote, speaker %r: %d of %d labels changed",
+            speaker, sum(a != b for a, b in zip(new, (labels[i] for i in ids))), len(ids),
+        )  # fmt: skip
+    return out

@@ -28,11 +28,15 @@ def transcribe_files(
     token_bonus: float = 0.0,
     lm_order: int = 6,
     lm_path: str | Path | None = None,
+    device: str = "cpu",
 ) -> Iterator[dict[str, Any]]:
-    """One record per file: path, text, audio seconds, decode seconds, real-time factor. Beam
-    search can fuse an n-gram LM (see :func:`semiasr.tasks.evaluate.with_lm`)."""
+    """One record per file: path, text, audio seconds, decode seconds, real-time factor, decoded on
+    ``device`` ("cpu", "cuda", "cuda:N", "auto"). Beam search can fuse an n-gram LM (see
+    :func:`semiasr.tasks.evaluate.with_lm`)."""
     check_lm_options(method, lm_weight, token_bonus, lm_path)
-    dec = with_lm(load_trained(run_dir, which), lm_weight, token_bonus, lm_order, lm_path)
+    dec = with_lm(
+        load_trained(run_dir, which, device=device), lm_weight, token_bonus, lm_order, lm_path
+    )
     fcfg = dec.cfg.data.features
     fbank = NativeFbank(fcfg)
     for f in files:

@@ -40,7 +40,7 @@ def _fake_runs(monkeypatch, root: Path, hyps_per_run: list[dict[str, str]]) -> l
         utts = [Utterance(c.id, c.supervisions[0].text, dec.hyps[c.id]) for c in cuts]
         return utts, {"decode_s": 0.5}
 
-    monkeypatch.setattr(pseudo, "load_trained", lambda run, which: decoders[str(run)])
+    monkeypatch.setattr(pseudo, "load_trained", lambda run, which, device="cpu": decoders[str(run)])
     monkeypatch.setattr(pseudo, "decode_split", fake_decode)
     return runs
 
@@ -129,3 +129,60 @@ def test_a_manifest_file_is_a_split(make_corpus, tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match=r"names a manifest file, and .*missing\.jsonl does not"):
         load_split(root, str(tmp_path / "missing.jsonl"))
+
+
+def test_pseudo_label_neighbours_fix_labels_within_each_speaker(tmp_path, monkeypatch) -> None:
+    """Two speakers say YES and NO four times each; one speaker's YES is the other's NO in pitch,
+    so only a vote within each speaker is right. One run mislabels one recording per word."""
+    import numpy as np
+    import soundfile as sf
+    from tests.unit.data.conftest import tone
+
+    from semiasr.data.config import FeatureConfig
+
+    root = tmp_path / "corpus"
+    (root / "audio").mkdir(parents=True)
+    rows, hyps = [], {}
+    pitch = {("s0", "YES"): 300.0, ("s0", "NO"): 1200.0, ("s1", "YES"): 1200.0, ("s1", "NO"): 300.0}
+    for spk in ("s0", "s1"):
+        for word in ("YES", "NO"):
+            for i in range(4):
+                uid = f"{spk}_{word}_{i}"
+                x = tone(0.3 + 0.05 * i, 8000, freq=pitch[(spk, word)] * (1 + 0.01 * i), seed=i)
+                sf.write(root / "audio" / f"{uid}.wav", x, 8000)
+                rows.append(
+                    {
+                        "id": uid,
+                        "audio": f"audio/{uid}.wav",
+                        "text": word,
+                        "speaker": spk,
+                        "duration": len(x) / 8000,
+                        "sample_rate": 8000,
+                    }
+                )
+                hyps[uid] = ("NO" if word == "YES" else "YES") if i == 1 else word
+    (root / "unlab.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = SimpleNamespace(
+        data=DataConfig(root=str(root), features=FeatureConfig(sample_rate=8000, normalize="none"))
+    )
+    dec = SimpleNamespace(cfg=cfg, tokenizer=None, stats=None)
+
+    def fake_decode(d, split, data_cfg=None, method="greedy", beam=4):
+        cuts = load_split(data_cfg.root, split)
+        return [Utterance(c.id, c.supervisions[0].text, hyps[c.id]) for c in cuts], {"decode_s": 0}
+
+    monkeypatch.setattr(pseudo, "load_trained", lambda run, which, device="cpu": dec)
+    monkeypatch.setattr(pseudo, "decode_split", fake_decode)
+    out = tmp_path / "pl.jsonl"
+    plain = pseudo_label(["r"], "unlab", out)
+    assert plain.reference_wer == pytest.approx(25.0) and plain.changed_by_neighbours == 0
+    s = pseudo_label(["r"], "unlab", out, neighbours=3)
+    assert s.model_vote_reference_wer == pytest.approx(25.0)
+    assert s.reference_wer == 0.0 and s.changed_by_neighbours == 4 and s.neighbours == 3
+    written = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert all(written[r["id"]]["text"] == r["text"] for r in rows)
+    # pl_agreement: the share of the runs that gave the label written (none for the four fixed)
+    assert sorted(w["pl_agreement"] for w in written.values()) == [0.0] * 4 + [1.0] * 12
+    assert np.isclose(s.mean_agreement, 12 / 16)
+    with pytest.raises(ConfigError, match="neighbours must be 0"):
+        pseudo_label(["r"], "unlab", out, neighbours=-1)

@@ -57,16 +57,30 @@ def write_halves(run: Path, split: str, out: Path) -> dict[str, Path]:
     return paths
 
 
+def pct(x: float | None) -> str:
+    """A WER for the report; "n/a" where the split has no transcripts to score against."""
+    return "n/a" if x is None else f"{x:.2f}%"
+
+
 def other(half: str) -> str:
     return "B" if half == "A" else "A"
 
 
-def score(run: Path, manifest: Path, which: str) -> tuple[int, int, list[tuple[str, str]]]:
-    """(word errors, reference words, the (ref, hyp) pairs that differ) of ``run`` on a manifest."""
+def score(
+    run: Path, manifest: Path, which: str, neighbours: int = 0
+) -> tuple[int, int, list[tuple[str, str]], int]:
+    """(word errors, reference words, the (ref, hyp) pairs that differ, word errors after a
+    ``neighbours``-nearest vote of the hypotheses within each speaker of the manifest — the
+    transductive variant, see --test-neighbours; -1 when 0) of ``run`` on a manifest."""
+    import copy
+
+    from semiasr.data.manifest import load_split
     from semiasr.eval.wer import error_counts
     from semiasr.tasks import decode_split, load_trained
+    from semiasr.tasks.pseudo import neighbour_labels
 
-    utts = decode_split(load_trained(run, which), str(manifest))[0]
+    dec = load_trained(run, which)
+    utts = decode_split(dec, str(manifest))[0]
     errors = words = 0
     wrong = []
     for u in utts:
@@ -75,7 +89,14 @@ def score(run: Path, manifest: Path, which: str) -> tuple[int, int, list[tuple[s
         words += e.ref_len
         if u.ref != u.hyp:
             wrong.append((u.ref, u.hyp))
-    return errors, words, wrong
+    voted_errors = -1
+    if neighbours:
+        hyps = {u.id: u.hyp for u in utts}
+        cuts = [c for c in load_split(dec.cfg.data.root, str(manifest)) if c.id in hyps]
+        data_cfg = copy.copy(dec.cfg.data)
+        voted, _ = neighbour_labels(dec, str(manifest), data_cfg, cuts, hyps, neighbours)
+        voted_errors = sum(error_counts(u.ref, voted[u.id]).errors for u in utts)
+    return errors, words, wrong, voted_errors
 
 
 def adapt_job(cmd: list[str], log: Path, threads: int) -> int:
@@ -96,6 +117,7 @@ def write_report(args: argparse.Namespace, halves: dict[str, Path], rounds: list
         "steps": args.steps,
         "lr": args.lr,
         "neighbours": args.neighbours,
+        "test_neighbours": args.test_neighbours,
         "halves": {h: str(p) for h, p in halves.items()},
         "rounds": rounds,
     }
@@ -107,18 +129,21 @@ def write_report(args: argparse.Namespace, halves: dict[str, Path], rounds: list
         f"Base runs: {', '.join(f'`{r}`' for r in args.runs)}; students: full fine-tuning, "
         f"{args.steps} updates at {args.lr:g} (cosine){nb}.",
         "",
-        "| round | pseudo-label WER A / B % (models' vote) | WER per seed % | mean ± sd % |",
+        "| round | pseudo-label WER A / B (models' vote) | WER per seed % | mean ± sd % |",
         "| ---: | --- | --- | --- |",
     ]
     for rd in rounds:
         pl = rd.get("pseudo_labels")
         pls = (
-            f"{pl['A']['label_wer']:.2f} / {pl['B']['label_wer']:.2f} "
-            f"({pl['A']['model_vote_wer']:.2f} / {pl['B']['model_vote_wer']:.2f})"
+            f"{pct(pl['A']['label_wer'])} / {pct(pl['B']['label_wer'])} "
+            f"({pct(pl['A']['model_vote_wer'])} / {pct(pl['B']['model_vote_wer'])})"
             if pl
             else "–"
         )
         seeds = " / ".join(f"{s['wer']:.2f}" for s in rd["seeds"])
+        if args.test_neighbours:
+            voted = " / ".join(f"{s['wer_test_neighbours']:.2f}" for s in rd["seeds"])
+            seeds += f" (test-time vote: {voted})"
         lines.append(f"| {rd['round']} | {pls} | {seeds} | {rd['mean']:.2f} ± {rd['sd']:.2f} |")
     text = "\n".join(lines) + "\n"
     (args.out / "self_training.md").write_text(text)
@@ -135,6 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reuse", action="store_true")
+    ap.add_argument(
+        "--test-neighbours",
+        type=int,
+        default=0,
+        help="also report each model's WER after a K-nearest vote of its own hypotheses within "
+        "each speaker of the half it is scored on: transductive decoding (it reads the other "
+        "recordings of that half's speaker, no transcripts), reported beside the plain WER",
+    )
     ap.add_argument(
         "--neighbours",
         type=int,
@@ -160,27 +193,34 @@ def main(argv: list[str] | None = None) -> None:
         """Per base run: WER over both halves; ``models`` maps (base, half scored) → (run, ckpt)."""
         rows = []
         for base in args.runs:
-            e = w = 0
+            e = w = ev = 0
             wrong: list[tuple[str, str]] = []
             for h in "AB":
                 run, which = models[(base, h)]
-                de, dw, dwrong = score(run, halves[h], which)
-                e, w = e + de, w + dw
+                de, dw, dwrong, dev = score(run, halves[h], which, args.test_neighbours)
+                e, w, ev = e + de, w + dw, ev + dev
                 wrong += dwrong
             common = collections.Counter(wrong).most_common(3)
-            rows.append(
-                {
-                    "base": str(base),
-                    "wer": 100.0 * e / max(w, 1),
-                    "confusions": [[r, h, n] for (r, h), n in common],
-                }
-            )
+            row = {
+                "base": str(base),
+                "wer": 100.0 * e / max(w, 1),
+                "confusions": [[r, h, n] for (r, h), n in common],
+            }
+            if args.test_neighbours:
+                row["wer_test_neighbours"] = 100.0 * ev / max(w, 1)
+            rows.append(row)
         return rows
 
     base_models = {(b, h): (b, "averaged") for b in args.runs for h in "AB"}
     rounds: list[dict[str, Any]] = [{"round": 0, "seeds": seed_wers(base_models)}]
     write_report(args, halves, rounds)
     print("round 0: " + ", ".join(f"{s['wer']:.2f}" for s in rounds[0]["seeds"]), flush=True)
+    if args.test_neighbours:
+        print(
+            "round 0, test-time vote: "
+            + ", ".join(f"{s['wer_test_neighbours']:.2f}" for s in rounds[0]["seeds"]),
+            flush=True,
+        )
     teachers = {h: [(b, "averaged") for b in args.runs] for h in "AB"}
     for r in range(1, args.rounds + 1):
         labels, pl_info = {}, {}
@@ -202,8 +242,8 @@ def main(argv: list[str] | None = None) -> None:
                 "changed_by_neighbours": s.changed_by_neighbours,
             }
             print(
-                f"round {r}: pseudo labels of half {h}: WER {s.reference_wer:.2f}% "
-                f"(models' vote {s.model_vote_reference_wer:.2f}%)",
+                f"round {r}: pseudo labels of half {h}: WER {pct(s.reference_wer)} "
+                f"(models' vote {pct(s.model_vote_reference_wer)})",
                 flush=True,
             )
         jobs = {}
@@ -255,6 +295,12 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"round {r}: " + ", ".join(f"{s['wer']:.2f}" for s in rounds[-1]["seeds"]), flush=True
         )
+        if args.test_neighbours:
+            print(
+                f"round {r}, test-time vote: "
+                + ", ".join(f"{s['wer_test_neighbours']:.2f}" for s in rounds[-1]["seeds"]),
+                flush=True,
+            )
 
     print(write_report(args, halves, rounds))
 

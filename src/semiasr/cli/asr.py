@@ -183,7 +183,8 @@ def register(app: typer.Typer) -> None:
             int,
             typer.Option(
                 help="Relabel each utterance by the vote of its K nearest (DTW of features) of "
-                "the same speaker: for repeated words (digits, commands). 0: off."
+                "the same speaker (no speaker id: one group); for repeated words (digits, "
+                "commands); --min-agreement then reads that vote's share. 0: off."
             ),
         ] = 0,
         device: Device = "cpu",

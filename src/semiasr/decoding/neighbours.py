@@ -15,7 +15,12 @@ Nothing here reads a reference transcript.
 
 Distances (:func:`dtw_distances`): for feature sequences ``a`` (n, F) and ``b`` (m, F),
 ``D(a, b) = min over monotone alignments of Σ ‖a_i − b_j‖₂ / (n + m)`` with steps (1, 0), (0, 1)
-and (1, 1) — symmetric, zero on the diagonal. The cost is Σ_{i<j} n_i n_j frame pairs per group.
+and (1, 1), each visited frame pair counted once — symmetric, zero for a sequence and itself.
+A diagonal step costs one pair while the division counts both frames, so equal-length sequences
+score lower than a per-frame average would (two n-frame sequences at per-pair cost c score c/2,
+an n- and a 2n-frame one 2c/3): the distance favours recordings of similar length, which for
+repetitions of one word by one speaker is no harm. The cost is Σ_{i<j} n_i n_j frame pairs per
+group (:func:`frame_pairs`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from numba import njit, prange
 from semiasr.errors import ConfigError
 from semiasr.semiring import kernels as _kernels  # noqa: F401  (sets numba's thread pool)
 
-__all__ = ["MAX_DTW_CELLS", "dtw_distance", "dtw_distances", "neighbour_vote"]
+__all__ = ["MAX_DTW_CELLS", "dtw_distance", "dtw_distances", "frame_pairs", "neighbour_vote"]
 
 MAX_DTW_CELLS = 20_000_000_000
 """Refuse a group whose pairwise DTW would visit more frame pairs than this (minutes of CPU)."""
@@ -62,10 +67,16 @@ def _dtw(a: np.ndarray, b: np.ndarray) -> float:  # pragma: no cover - compiled
 def _all_pairs(flat: np.ndarray, offsets: np.ndarray) -> np.ndarray:  # pragma: no cover
     k = offsets.shape[0] - 1
     out = np.zeros((k, k))
-    for i in prange(k):
-        a = flat[offsets[i] : offsets[i + 1]]
-        for j in range(i + 1, k):
-            out[i, j] = _dtw(a, flat[offsets[j] : offsets[j + 1]])
+    # row i of the upper triangle holds k-1-i pairs: each task takes row p and row k-1-p, so the
+    # tasks are of equal size and numba's equal chunks balance across threads
+    for p in prange((k + 1) // 2):
+        for r in range(2):
+            i = p + r * (k - 1 - 2 * p)  # p, then k - 1 - p
+            if r == 1 and i == p:  # the middle row of an odd k: once
+                break
+            a = flat[offsets[i] : offsets[i + 1]]
+            for j in range(i + 1, k):
+                out[i, j] = _dtw(a, flat[offsets[j] : offsets[j + 1]])
     for i in range(k):
         for j in range(i + 1, k):
             out[j, i] = out[i, j]
@@ -88,6 +99,12 @@ def dtw_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(_dtw(a, b))
 
 
+def frame_pairs(lengths: Sequence[int]) -> int:
+    """Σ_{i<j} n_i n_j: the frame pairs that the pairwise DTW of sequences of these lengths visits."""
+    total = sum(int(n) for n in lengths)
+    return (total * total - sum(int(n) * int(n) for n in lengths)) // 2
+
+
 def dtw_distances(seqs: Sequence[np.ndarray], max_cells: int = MAX_DTW_CELLS) -> np.ndarray:
     """(N, N) float64 matrix of :func:`dtw_distance` between every pair of ``seqs`` (rows in
     parallel over numba's threads). Raises ConfigError past ``max_cells`` frame pairs."""
@@ -97,15 +114,14 @@ def dtw_distances(seqs: Sequence[np.ndarray], max_cells: int = MAX_DTW_CELLS) ->
     dims = {s.shape[1] for s in seqs}
     if len(dims) != 1:
         raise ValueError(f"sequences have different feature dimensions: {sorted(dims)}")
-    lengths = np.array([s.shape[0] for s in seqs], dtype=np.int64)
-    cells = (int(lengths.sum()) ** 2 - int((lengths**2).sum())) // 2
+    cells = frame_pairs([s.shape[0] for s in seqs])
     if cells > max_cells:
         raise ConfigError(
             f"neighbour voting over {len(seqs)} recordings would compare {cells:.3g} frame pairs "
             f"(limit {max_cells:.3g}); it is meant for short repeated words — group them by "
             f"speaker or vote over fewer recordings"
         )
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum([s.shape[0] for s in seqs])]).astype(np.int64)
     return _all_pairs(np.concatenate(seqs), offsets)
 
 
@@ -115,7 +131,10 @@ def neighbour_vote(
     """Each item's new label: the most frequent among its own label and those of its ``k`` nearest
     other items (``distances`` (N, N); equal distances go to the lower index). A tie keeps the
     item's own label when it is among the tied ones, else the tied label whose holder is nearest.
-    Returns the labels and, per item, the share of the k + 1 votes its new label got."""
+    Empty labels (no hypothesis) do not vote: an empty item takes its neighbours' majority, and
+    stays empty only when all k + 1 are. Returns the labels and, per item, the share of the
+    k + 1 votes its new label got (0 for one left empty)."""
+    distances = np.asarray(distances, dtype=np.float64)
     n = len(labels)
     if distances.shape != (n, n):
         raise ValueError(f"distances must be ({n}, {n}) for {n} labels, got {distances.shape}")
@@ -127,7 +146,11 @@ def neighbour_vote(
         d = distances[i].copy()
         d[i] = -np.inf  # itself first
         order = np.argsort(d, kind="stable")[: k + 1]
-        votes = [labels[j] for j in order]
+        votes = [labels[j] for j in order if labels[j]]
+        if not votes:
+            out.append(labels[i])
+            shares.append(0.0)
+            continue
         counts = collections.Counter(votes)
         top = max(counts.values())
         if counts[labels[i]] == top:
@@ -135,5 +158,5 @@ def neighbour_vote(
         else:
             new = next(v for v in votes if counts[v] == top)  # nearest holder of a tied label
         out.append(new)
-        shares.append(counts[new] / len(votes))
+        shares.append(counts[new] / len(order))
     return out, shares

@@ -30,7 +30,7 @@ import numpy as np
 
 from semiasr.data.loader import build_dataloader
 from semiasr.data.manifest import load_split, write_jsonl
-from semiasr.decoding.neighbours import dtw_distances, neighbour_vote
+from semiasr.decoding.neighbours import MAX_DTW_CELLS, dtw_distances, frame_pairs, neighbour_vote
 from semiasr.errors import ConfigError, DataError
 from semiasr.eval.wer import wer
 from semiasr.tasks.evaluate import decode_split, load_trained
@@ -102,10 +102,11 @@ def pseudo_label(
     run in ``runs`` and write a semiasr JSONL manifest to ``out`` whose transcripts are the voted
     hypotheses; utterances with an empty hypothesis, or fewer than ``min_agreement`` of the models
     behind theirs, are left out. ``neighbours`` > 0 first relabels every utterance by the vote of
-    its ``neighbours`` nearest utterances of the same speaker (see the module's docstring); then
-    ``pl_agreement`` is the share of the models that gave the label written. The models decode
-    on ``device`` ("cpu", "cuda", "cuda:N", "auto"). Returns a summary (also the JSON that ``semiasr pseudo-label``
-    prints)."""
+    its ``neighbours`` nearest utterances of the same speaker (utterances without a speaker form
+    one group; see the module's docstring); ``pl_agreement`` and ``min_agreement`` then refer to
+    that vote's share (of the ``neighbours`` + 1 votes) instead of the models'. The models decode
+    on ``device`` ("cpu", "cuda", "cuda:N", "auto"). Returns a summary (also the JSON that
+    ``semiasr pseudo-label`` prints)."""
     if not runs:
         raise ConfigError("pseudo_label needs at least one trained run")
     if not 0.0 <= min_agreement <= 1.0:
@@ -115,6 +116,15 @@ def pseudo_label(
     decoders = [load_trained(r, checkpoint, device=device) for r in runs]
     root = decoders[0].cfg.data.root
     cuts = load_split(root, split)
+    if neighbours:  # refuse an oversized vote before decoding anything
+        for speaker, group in _speaker_groups(cuts).items():
+            pairs = frame_pairs([round(c.duration / 0.01) for c in group])
+            if pairs > MAX_DTW_CELLS:
+                raise ConfigError(
+                    f"neighbour voting over speaker {speaker!r} of {split} ({len(group)} "
+                    f"utterances) would compare about {pairs:.3g} frame pairs (limit "
+                    f"{MAX_DTW_CELLS:.3g}); it is meant for short repeated words"
+                )
     per_run: list[dict[str, str]] = []
     refs: dict[str, str] = {}
     decode_s = 0.0
@@ -134,18 +144,18 @@ def pseudo_label(
     refs = {k: v for k, v in refs.items() if all(k in h for h in per_run)}
     labels = {c.id: vote([h[c.id] for h in per_run])[0] for c in decoded}
     model_vote_wer = _reference_wer(refs, labels)
+    shares = {c.id: vote([h[c.id] for h in per_run])[1] for c in decoded}
     changed = 0
     if neighbours:
         first = copy.copy(decoders[0].cfg.data)
         first.root = root
-        new = neighbour_labels(decoders[0], split, first, decoded, labels, neighbours)
+        new, shares = neighbour_labels(decoders[0], split, first, decoded, labels, neighbours)
         changed = sum(new[k] != labels[k] for k in labels)
         labels = new
     kept, agreements = [], []
     dropped_empty = dropped_agreement = 0
     for cut in decoded:
-        hyp = labels[cut.id]
-        share = sum(h[cut.id] == hyp for h in per_run) / len(per_run)
+        hyp, share = labels[cut.id], shares[cut.id]
         if not hyp.strip():
             dropped_empty += 1
             continue
@@ -190,12 +200,21 @@ def pseudo_label(
     )
 
 
+def _speaker_groups(cuts: list[Any]) -> dict[str, list[Any]]:
+    """Cuts by their supervision's speaker ("" for none: those form one group)."""
+    groups: dict[str, list[Any]] = collections.defaultdict(list)
+    for c in cuts:
+        groups[c.supervisions[0].speaker or ""].append(c)
+    return groups
+
+
 def neighbour_labels(
     decoder: Any, split: str, data_cfg: Any, cuts: list[Any], labels: dict[str, str], k: int
-) -> dict[str, str]:
+) -> tuple[dict[str, str], dict[str, float]]:
     """``labels`` after a ``k``-nearest-neighbour vote within each speaker (cuts with no speaker
     form one group), distances by DTW of the features ``decoder`` reads (normalised as it
-    normalises them)."""
+    normalises them), and each label's share of its k + 1 votes (1 for a group of one). Cuts the
+    loader leaves out keep their label."""
     loader = build_dataloader(
         data_cfg, [split], decoder.tokenizer, train=False, seed=0, labels=False,
         feature_stats=decoder.stats,
@@ -205,18 +224,17 @@ def neighbour_labels(
         for i, cid in enumerate(batch.cut_ids):
             n = int(batch.feature_lengths[i])
             feats[cid] = batch.features[i, :n].double().numpy()
-    groups: dict[str, list[str]] = collections.defaultdict(list)
-    for c in cuts:
-        groups[c.supervisions[0].speaker or ""].append(c.id)
-    out = dict(labels)
-    for speaker, ids in sorted(groups.items()):
+    out, shares = dict(labels), dict.fromkeys(labels, 1.0)
+    for speaker, group in sorted(_speaker_groups(cuts).items()):
+        ids = [c.id for c in group if c.id in feats]
         if len(ids) < 2:
             continue
         dist = dtw_distances([feats[i] for i in ids])
-        new, _ = neighbour_vote([labels[i] for i in ids], dist, k)
+        new, share = neighbour_vote([labels[i] for i in ids], dist, k)
         out.update(zip(ids, new))
+        shares.update(zip(ids, share))
         log.info(
             "neighbour vote, speaker %r: %d of %d labels changed",
             speaker, sum(a != b for a, b in zip(new, (labels[i] for i in ids))), len(ids),
         )  # fmt: skip
-    return out
+    return out, shares

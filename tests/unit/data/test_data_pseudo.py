@@ -131,10 +131,10 @@ def test_a_manifest_file_is_a_split(make_corpus, tmp_path: Path) -> None:
         load_split(root, str(tmp_path / "missing.jsonl"))
 
 
-def test_pseudo_label_neighbours_fix_labels_within_each_speaker(tmp_path, monkeypatch) -> None:
+def _yes_no_corpus(tmp_path: Path, monkeypatch, runs_hyps: list[dict[str, str]] | None = None):
     """Two speakers say YES and NO four times each; one speaker's YES is the other's NO in pitch,
-    so only a vote within each speaker is right. One run mislabels one recording per word."""
-    import numpy as np
+    so only a vote within each speaker is right. By default one run mislabels recording 1 of every
+    word. Returns (rows, the runs' names, the devices load_trained was asked for)."""
     import soundfile as sf
     from tests.unit.data.conftest import tone
 
@@ -165,24 +165,95 @@ def test_pseudo_label_neighbours_fix_labels_within_each_speaker(tmp_path, monkey
     cfg = SimpleNamespace(
         data=DataConfig(root=str(root), features=FeatureConfig(sample_rate=8000, normalize="none"))
     )
-    dec = SimpleNamespace(cfg=cfg, tokenizer=None, stats=None)
+    per_run = runs_hyps or [hyps]
+    names = [f"r{i}" for i in range(len(per_run))]
+    decoders = {
+        n: SimpleNamespace(cfg=cfg, tokenizer=None, stats=None, hyps=h)
+        for n, h in zip(names, per_run)
+    }
+    devices: list[str] = []
+
+    def fake_load(run, which, device="cpu"):
+        devices.append(device)
+        return decoders[str(run)]
 
     def fake_decode(d, split, data_cfg=None, method="greedy", beam=4):
         cuts = load_split(data_cfg.root, split)
-        return [Utterance(c.id, c.supervisions[0].text, hyps[c.id]) for c in cuts], {"decode_s": 0}
+        return [Utterance(c.id, c.supervisions[0].text, d.hyps[c.id]) for c in cuts], {
+            "decode_s": 0
+        }
 
-    monkeypatch.setattr(pseudo, "load_trained", lambda run, which, device="cpu": dec)
+    monkeypatch.setattr(pseudo, "load_trained", fake_load)
     monkeypatch.setattr(pseudo, "decode_split", fake_decode)
+    return rows, names, devices
+
+
+def test_pseudo_label_neighbours_fix_labels_within_each_speaker(tmp_path, monkeypatch) -> None:
+    rows, runs, devices = _yes_no_corpus(tmp_path, monkeypatch)
     out = tmp_path / "pl.jsonl"
-    plain = pseudo_label(["r"], "unlab", out)
+    plain = pseudo_label(runs, "unlab", out)
     assert plain.reference_wer == pytest.approx(25.0) and plain.changed_by_neighbours == 0
-    s = pseudo_label(["r"], "unlab", out, neighbours=3)
+    s = pseudo_label(runs, "unlab", out, neighbours=3, device="cuda:3")
+    assert devices[-1] == "cuda:3"  # the models load where they were asked to
     assert s.model_vote_reference_wer == pytest.approx(25.0)
     assert s.reference_wer == 0.0 and s.changed_by_neighbours == 4 and s.neighbours == 3
     written = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert all(written[r["id"]]["text"] == r["text"] for r in rows)
-    # pl_agreement: the share of the runs that gave the label written (none for the four fixed)
-    assert sorted(w["pl_agreement"] for w in written.values()) == [0.0] * 4 + [1.0] * 12
-    assert np.isclose(s.mean_agreement, 12 / 16)
+    # pl_agreement: the neighbour vote's share of its 4 votes (3 of 4 agree in every word group)
+    assert sorted(w["pl_agreement"] for w in written.values()) == [0.75] * 16
+    # min_agreement filters on that share: above it, everything goes; at it, nothing does
+    assert pseudo_label(runs, "unlab", out, neighbours=3, min_agreement=0.75).written == 16
+    s_hi = pseudo_label(runs, "unlab", out, neighbours=3, min_agreement=0.8)
+    assert (s_hi.written, s_hi.dropped_agreement) == (0, 16)
     with pytest.raises(ConfigError, match="neighbours must be 0"):
-        pseudo_label(["r"], "unlab", out, neighbours=-1)
+        pseudo_label(runs, "unlab", out, neighbours=-1)
+
+
+def test_pseudo_label_neighbours_vote_after_the_models_and_fill_empty_hypotheses(
+    tmp_path, monkeypatch
+) -> None:
+    """Three runs: the models' vote leaves one wrong label per word group (two runs wrong on
+    recording 1) and one empty hypothesis (s0's YES 2: two runs gave nothing); the neighbour vote
+    fixes the wrong ones and fills the empty one, which would otherwise be dropped."""
+    truth = {f"{s}_{w}_{i}": w for s in ("s0", "s1") for w in ("YES", "NO") for i in range(4)}
+    flip = {"YES": "NO", "NO": "YES"}
+    r0 = {k: (flip[v] if k.endswith("_1") else v) for k, v in truth.items()}
+    r1 = dict(r0)
+    r2 = dict(truth)
+    r0["s0_YES_2"] = r1["s0_YES_2"] = ""
+    _rows, runs, _ = _yes_no_corpus(tmp_path, monkeypatch, [r0, r1, r2])
+    out = tmp_path / "pl.jsonl"
+    plain = pseudo_label(runs, "unlab", out)
+    assert (plain.written, plain.dropped_empty) == (15, 1)
+    s = pseudo_label(runs, "unlab", out, neighbours=3)
+    assert (s.written, s.dropped_empty, s.changed_by_neighbours) == (16, 0, 5)
+    assert s.reference_wer == 0.0
+
+
+def test_pseudo_label_neighbours_without_speakers_vote_over_the_split(
+    tmp_path, monkeypatch
+) -> None:
+    """With no speaker ids every utterance is one group: here one speaker's YES is the other's NO
+    (the same tones), so a vote over everything cannot fix what the per-speaker vote fixes."""
+    _rows, runs, _ = _yes_no_corpus(tmp_path, monkeypatch)
+    root = tmp_path / "corpus"
+    lines = [json.loads(x) for x in (root / "unlab.jsonl").read_text().splitlines()]
+    for r in lines:
+        r.pop("speaker")
+    (root / "unlab.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    s = pseudo_label(runs, "unlab", tmp_path / "pl.jsonl", neighbours=3)
+    assert s.reference_wer > 0.0  # per speaker: 0.0 (the test above)
+
+
+def test_pseudo_label_refuses_an_oversized_neighbour_vote_before_decoding(
+    tmp_path, monkeypatch
+) -> None:
+    _rows, runs, _ = _yes_no_corpus(tmp_path, monkeypatch)
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded before refusing")
+
+    monkeypatch.setattr(pseudo, "decode_split", no_decoding)
+    monkeypatch.setattr(pseudo, "MAX_DTW_CELLS", 10)
+    with pytest.raises(ConfigError, match="frame pairs"):
+        pseudo_label(runs, "unlab", tmp_path / "pl.jsonl", neighbours=3)

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from semiasr.decoding.neighbours import dtw_distance, dtw_distances, neighbour_vote
+from semiasr.decoding.neighbours import dtw_distance, dtw_distances, frame_pairs, neighbour_vote
 from semiasr.errors import ConfigError
 
 
@@ -52,16 +52,25 @@ def test_dtw_ignores_time_stretch_but_not_content() -> None:
         dtw_distance(a, np.zeros((0, 4)))
 
 
-def test_distance_matrix_is_the_pairwise_distances() -> None:
-    rng = np.random.default_rng(1)
-    seqs = [rng.standard_normal((int(rng.integers(1, 9)), 5)).astype(np.float32) for _ in range(7)]
+@pytest.mark.parametrize("count", [1, 2, 7, 8])  # odd and even: rows are paired for the threads
+def test_distance_matrix_is_the_pairwise_distances(count: int) -> None:
+    rng = np.random.default_rng(count)
+    seqs = [
+        rng.standard_normal((int(rng.integers(1, 9)), 5)).astype(np.float32) for _ in range(count)
+    ]
     d = dtw_distances(seqs)
-    assert d.shape == (7, 7) and d.dtype == np.float64
-    assert np.array_equal(d, d.T) and np.all(np.diag(d) == 0.0)
-    for i, j in itertools.combinations(range(7), 2):
-        assert d[i, j] == pytest.approx(dtw_distance(seqs[i], seqs[j]), rel=1e-12)
+    assert d.shape == (count, count) and d.dtype == np.float64
+    for i, j in itertools.product(range(count), repeat=2):
+        want = 0.0 if i == j else dtw_distance(seqs[i], seqs[j])
+        assert d[i, j] == pytest.approx(want, rel=1e-12, abs=0.0)
+
+
+def test_distance_matrix_limits_and_shapes() -> None:
+    rng = np.random.default_rng(1)
+    seqs = [rng.standard_normal((int(rng.integers(1, 9)), 5)) for _ in range(7)]
     assert dtw_distances([]).shape == (0, 0)
     cells = sum(len(a) * len(b) for a, b in itertools.combinations(seqs, 2))
+    assert frame_pairs([len(a) for a in seqs]) == cells
     dtw_distances(seqs, max_cells=cells)  # exactly at the limit: fine
     with pytest.raises(ConfigError, match="frame pairs"):
         dtw_distances(seqs, max_cells=cells - 1)
@@ -103,3 +112,18 @@ def test_vote_ties_and_small_groups() -> None:
         neighbour_vote(["A"], np.zeros((1, 1)), k=0)
     with pytest.raises(ValueError, match=r"must be \(2, 2\)"):
         neighbour_vote(["A", "B"], np.zeros((3, 3)), k=1)
+
+
+def test_empty_labels_do_not_vote() -> None:
+    x = np.array([0.0, 0.1, 0.2, 5.0, 5.1, 5.2])
+    d = np.abs(x[:, None] - x[None, :])
+    # a right label next to two empty hypotheses keeps it; empty ones take their neighbours' word
+    new, shares = neighbour_vote(["", "", "ONE", "", "", ""], d, k=2)
+    assert new == ["ONE", "ONE", "ONE", "", "", ""]
+    assert shares[0] == pytest.approx(1 / 3) and shares[3] == 0.0
+    # an integer distance matrix works too
+    assert neighbour_vote(["A", "B", "B"], np.array([[0, 1, 2], [1, 0, 1], [2, 1, 0]]), k=2)[0] == [
+        "B",
+        "B",
+        "B",
+    ]

@@ -3,6 +3,7 @@ the encoder and of each search, for the xs and s presets on random weights.
 
     .venv/bin/python benchmarks/decode_speed.py
     .venv/bin/python benchmarks/decode_speed.py --presets xs --batch 4 --seconds 5 --json out.json
+    python benchmarks/decode_speed.py --device cuda     # on a GPU (each timing synchronises)
 
 Audio seconds = input frames × 0.01 (10 ms frame shift). Random weights emit a token almost every
 frame, unlike trained models; the joiner's and CTC head's blank bias is raised so that about one
@@ -37,13 +38,25 @@ from semiasr.decoding import (  # noqa: E402
 )
 from semiasr.models import ModelConfig, build_model, count_parameters  # noqa: E402
 from semiasr.nn import CTCHead  # noqa: E402
+from semiasr.train.runtime import resolve_device  # noqa: E402
 
 FRAME_SHIFT_S = 0.01
 
 
-def _timed(fn) -> tuple[float, object]:
+CPU = torch.device("cpu")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device: torch.device = CPU) -> tuple[float, object]:
+    """Wall-clock seconds of ``fn()`` (the device's queued work finished before and after)."""
+    _sync(device)
     start = time.perf_counter()
     out = fn()
+    _sync(device)
     return time.perf_counter() - start, out
 
 
@@ -60,7 +73,7 @@ def _bisect_bias(head: torch.nn.Linear, rate_fn, target: float, steps: int = 10)
 def _calibrate_blank(model, ctc_head, frames: torch.Tensor, emit_every: float) -> None:
     """Raise the blank biases until greedy search emits about one token per ``emit_every`` frames
     on ``frames`` (T, D)."""
-    n = torch.tensor([frames.shape[0]])
+    n = torch.tensor([frames.shape[0]], device=frames.device)
 
     def transducer_rate() -> float:
         out = transducer_greedy_search(model.predictor, model.joiner, frames[None], n)
@@ -75,11 +88,13 @@ def _calibrate_blank(model, ctc_head, frames: torch.Tensor, emit_every: float) -
 
 def bench_preset(preset: str, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
-    model = build_model(ModelConfig(preset=preset, dropout=0.0), args.vocab).eval()
-    ctc_head = CTCHead(model.encoder.output_dim, args.vocab).eval()
+    device = args.torch_device
+    model = build_model(ModelConfig(preset=preset, dropout=0.0), args.vocab).eval().to(device)
+    ctc_head = CTCHead(model.encoder.output_dim, args.vocab).eval().to(device)
     t = int(args.seconds / FRAME_SHIFT_S)
     lengths = torch.tensor([t - (i * t) // (4 * args.batch) for i in range(args.batch)])
-    features = torch.randn(args.batch, t, 80)
+    features = torch.randn(args.batch, t, 80).to(device)
+    lengths = lengths.to(device)
     audio_s = float(lengths.sum()) * FRAME_SHIFT_S
     with torch.no_grad():
         enc = model.encode(features, lengths)
@@ -106,7 +121,7 @@ def bench_preset(preset: str, args: argparse.Namespace) -> dict:
     with torch.no_grad():
         for _ in range(args.repeats):  # interleaved, so that load hits every row alike
             for name, fn in runs.items():
-                times[name].append(_timed(fn)[0])
+                times[name].append(_timed(fn, device)[0])
         greedy = transducer_greedy_search(p, j, f, n)
     rows = {k: statistics.median(v) / audio_s for k, v in times.items()}
     peer = times["transducer greedy, one utterance at a time (peer)"]
@@ -131,18 +146,24 @@ def main() -> None:
     ap.add_argument("--emit-every", type=float, default=4.0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     args = ap.parse_args()
+    args.torch_device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     results = [bench_preset(p, args) for p in args.presets]
     report = {
         "benchmark": "decode_speed",
+        "device": str(args.torch_device),
         "threads": torch.get_num_threads(),
         "batch": args.batch,
         "vocab": args.vocab,
         "results": results,
     }
-    print(f"RTF (lower is faster), batch {args.batch}, {torch.get_num_threads()} threads, medians")
+    print(
+        f"RTF (lower is faster), batch {args.batch}, {args.torch_device}, "
+        f"{torch.get_num_threads()} threads, medians"
+    )
     for r in results:
         print(
             f"\npreset {r['preset']} ({r['parameters'] / 1e6:.1f} M parameters), "

@@ -33,7 +33,7 @@ from semiasr.data.manifest import load_split, write_jsonl
 from semiasr.decoding.neighbours import MAX_DTW_CELLS, dtw_distances, frame_pairs, neighbour_vote
 from semiasr.errors import ConfigError, DataError
 from semiasr.eval.wer import wer
-from semiasr.tasks.evaluate import decode_split, load_trained
+from semiasr.tasks.evaluate import FRAME_SHIFT_S, decode_split, load_trained
 
 __all__ = ["PseudoLabelSummary", "pseudo_label", "vote"]
 
@@ -118,7 +118,7 @@ def pseudo_label(
     cuts = load_split(root, split)
     if neighbours:  # refuse an oversized vote before decoding anything
         for speaker, group in _speaker_groups(cuts).items():
-            pairs = frame_pairs([round(c.duration / 0.01) for c in group])
+            pairs = frame_pairs([round(c.duration / FRAME_SHIFT_S) for c in group])
             if pairs > MAX_DTW_CELLS:
                 raise ConfigError(
                     f"neighbour voting over speaker {speaker!r} of {split} ({len(group)} "
@@ -142,16 +142,18 @@ def pseudo_label(
     if not decoded:
         raise DataError(f"no utterance of {split} was decoded", item=split)
     refs = {k: v for k, v in refs.items() if all(k in h for h in per_run)}
-    labels = {c.id: vote([h[c.id] for h in per_run])[0] for c in decoded}
+    voted = {c.id: vote([h[c.id] for h in per_run]) for c in decoded}
+    labels = {k: v[0] for k, v in voted.items()}
+    shares = {k: v[1] for k, v in voted.items()}
     model_vote_wer = _reference_wer(refs, labels)
-    shares = {c.id: vote([h[c.id] for h in per_run])[1] for c in decoded}
     changed = 0
     if neighbours:
         first = copy.copy(decoders[0].cfg.data)
         first.root = root
-        new, shares = neighbour_labels(decoders[0], split, first, decoded, labels, neighbours)
+        new, nb_shares = neighbour_labels(decoders[0], split, first, decoded, labels, neighbours)
         changed = sum(new[k] != labels[k] for k in labels)
         labels = new
+        shares.update(nb_shares)  # utterances that took no part in a vote keep the models' share
     kept, agreements = [], []
     dropped_empty = dropped_agreement = 0
     for cut in decoded:
@@ -213,8 +215,8 @@ def neighbour_labels(
 ) -> tuple[dict[str, str], dict[str, float]]:
     """``labels`` after a ``k``-nearest-neighbour vote within each speaker (cuts with no speaker
     form one group), distances by DTW of the features ``decoder`` reads (normalised as it
-    normalises them), and each label's share of its k + 1 votes (1 for a group of one). Cuts the
-    loader leaves out keep their label."""
+    normalises them), and the share of its k + 1 votes for each label that took part in a vote
+    (not for a speaker's only cut, nor for cuts the loader left out: those keep their label)."""
     loader = build_dataloader(
         data_cfg, [split], decoder.tokenizer, train=False, seed=0, labels=False,
         feature_stats=decoder.stats,
@@ -224,7 +226,7 @@ def neighbour_labels(
         for i, cid in enumerate(batch.cut_ids):
             n = int(batch.feature_lengths[i])
             feats[cid] = batch.features[i, :n].double().numpy()
-    out, shares = dict(labels), dict.fromkeys(labels, 1.0)
+    out, shares = dict(labels), {}
     for speaker, group in sorted(_speaker_groups(cuts).items()):
         ids = [c.id for c in group if c.id in feats]
         if len(ids) < 2:

@@ -251,3 +251,48 @@ def test_joint_training_resumes_to_the_weights_of_an_uninterrupted_run(
         for x in (runs / f"joint4-w{workers}" / "metrics.jsonl").read_text().splitlines()
     ]
     assert all("ssl_loss" in r and "masked_acc" in r for r in metrics if r["split"] == "train")
+
+
+def test_joint_training_runs_under_torchrun_with_two_ranks(workdir: Path) -> None:
+    """JUST-style training under ``torchrun --nproc_per_node=2`` (gloo, CPU): each rank reads its
+    own shard of the unlabelled audio and the BEST-RQ head is reduced with the model (a parameter
+    that got no gradient on one rank would stop DDP with an error). A smoke test of the DDP path:
+    rank 0's checkpoint holds the head and the stream position, and the metrics the joint loss."""
+    import torch
+
+    args = [
+        "data.root=corpus-joint",
+        "data.synth_scale=0.01",
+        *TINY_MODEL,
+        "train.progress=false",
+        "train.ckpt_every=2",
+        "train.eval_every=0",
+        "train.average_last=0",
+        "run_root=runs",
+        "name=joint-ddp",
+        "train.precision=bf16",
+        "train.log_every=1",
+        "sched.name=constant",
+        "sched.warmup_steps=0",
+        "train.max_steps=2",
+        "ssl.joint_weight=0.5",
+        "ssl.codebook_size=64",
+        "ssl.splits=[target_unlabelled]",
+    ]
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    r = subprocess.run(
+        [sys.executable, *launcher, "-m", "semiasr", "train", "demo", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**ENV, "GLOO_SOCKET_IFNAME": "lo", "PYTHONUNBUFFERED": "1"},
+    )
+    assert r.returncode == 0, f"torchrun failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    run_dir = workdir / "runs" / "joint-ddp"
+    ckpt = torch.load(run_dir / "checkpoints" / "step-2.pt", weights_only=True)
+    assert "head.heads.weight" in ckpt["objective"] and ckpt["objective"]["_extra_state"]
+    assert len(ckpt["ranks"]) == 2  # both ranks' loader and random states
+    metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [m for m in metrics if m["split"] == "train"]
+    assert train and all(m["ssl_loss"] > 0 and "sup_loss" in m for m in train)

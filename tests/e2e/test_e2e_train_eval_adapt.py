@@ -206,6 +206,24 @@ def test_pretrain_then_train_from_the_pretrained_encoder(workdir: Path) -> None:
     assert bad.returncode == 2 and "shape mismatches" in bad.stderr
 
 
+# JUST-style training of the tiny model on the tiny corpus (the joint tests below)
+JOINT = [
+    "data.root=corpus-joint",
+    "data.synth_scale=0.01",
+    *TINY_MODEL,
+    "sched.name=constant",  # the same rate whatever max_steps says
+    "sched.warmup_steps=0",
+    "train.progress=false",
+    "train.ckpt_every=2",
+    "train.eval_every=0",
+    "train.average_last=0",
+    "run_root=runs",
+    "ssl.joint_weight=0.5",
+    "ssl.codebook_size=64",
+    "ssl.splits=[target_unlabelled]",
+]
+
+
 @pytest.mark.parametrize("workers", [0, 1])
 def test_joint_training_resumes_to_the_weights_of_an_uninterrupted_run(
     workdir: Path, workers: int
@@ -216,19 +234,7 @@ def test_joint_training_resumes_to_the_weights_of_an_uninterrupted_run(
     import torch
 
     common = [
-        "data.root=corpus-joint",
-        "data.synth_scale=0.01",
-        *TINY_MODEL,
-        "sched.name=constant",  # the same rate whatever max_steps says
-        "sched.warmup_steps=0",
-        "train.progress=false",
-        "train.ckpt_every=2",
-        "train.eval_every=0",
-        "train.average_last=0",
-        "run_root=runs",
-        "ssl.joint_weight=0.5",
-        "ssl.codebook_size=64",
-        "ssl.splits=[target_unlabelled]",
+        *JOINT,
         f"data.batching.num_workers={workers}",  # loader processes must not shift the masks
     ]
     n4, n2 = f"name=joint4-w{workers}", f"name=joint2-w{workers}"
@@ -260,25 +266,8 @@ def test_joint_training_runs_under_torchrun_with_two_ranks(workdir: Path) -> Non
     rank 0's checkpoint holds the head and the stream position, and the metrics the joint loss."""
     import torch
 
-    args = [
-        "data.root=corpus-joint",
-        "data.synth_scale=0.01",
-        *TINY_MODEL,
-        "train.progress=false",
-        "train.ckpt_every=2",
-        "train.eval_every=0",
-        "train.average_last=0",
-        "run_root=runs",
-        "name=joint-ddp",
-        "train.precision=bf16",
-        "train.log_every=1",
-        "sched.name=constant",
-        "sched.warmup_steps=0",
-        "train.max_steps=2",
-        "ssl.joint_weight=0.5",
-        "ssl.codebook_size=64",
-        "ssl.splits=[target_unlabelled]",
-    ]
+    args = [*JOINT, "name=joint-ddp", "train.precision=bf16", "train.log_every=1"]
+    args += ["train.max_steps=2"]
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     r = subprocess.run(
         [sys.executable, *launcher, "-m", "semiasr", "train", "demo", *args],

@@ -124,8 +124,8 @@ class _Window:
     """Sums of losses and objective metrics over the updates since the last log line, and where
     the wall-clock time went, per update (skipped non-finite ones included): waiting for the loader
     (``data_s``) and forward, backward and update (``compute_s``; evaluation, checkpoints and
-    logging are in neither). Under DDP these are this rank's; ``compute_s`` includes waiting for
-    the other ranks in the all-reduce."""
+    logging are in neither). These are this rank's; the log line gets their means over the ranks
+    (``compute_s`` includes waiting for the other ranks in the all-reduce)."""
 
     def __init__(self) -> None:
         self.n = 0
@@ -153,6 +153,18 @@ class _Window:
             "data_s": self.data_s / max(self.timed, 1),
             "compute_s": self.compute_s / max(self.timed, 1),
         }
+
+
+def _mean_over_ranks(per_rank: list[dict[str, float]]) -> dict[str, float]:
+    """Each key's mean over the ranks that logged it (``loss`` is already the same on every rank:
+    the mean of the ranks' losses)."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for means in per_rank:
+        for k, v in means.items():
+            sums[k] = sums.get(k, 0.0) + v
+            counts[k] = counts.get(k, 0) + 1
+    return {k: sums[k] / counts[k] for k in sums}
 
 
 class Trainer:
@@ -577,12 +589,16 @@ class Trainer:
         bar: ProgressBar,
     ) -> None:
         cfg, step = self.config, self.step
+        if step % cfg.log_every == 0:
+            # every rank reaches this step together: the metrics become means over the ranks
+            means = _mean_over_ranks(all_gather_objects(window.means()))
+            window.reset()
         if step % cfg.log_every == 0 and self.dist.is_main:
             record = {
                 "split": "train",
                 "step": step,
                 "epoch": self.epoch,
-                **window.means(),
+                **means,
                 "lr": _base_lr(self.optimizer),
                 "grad_norm": grad_norm,
                 "bad_steps": self.bad_total,
@@ -590,7 +606,6 @@ class Trainer:
             }
             self._write_metrics(writers, record)
             bar.update(step, record["loss"], {k: record[k] for k in record if k.endswith("_per_s")})
-            window.reset()
         else:
             bar.update(step)
         eval_due = self.evaluate is not None and (

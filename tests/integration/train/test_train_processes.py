@@ -145,3 +145,18 @@ def test_torchrun_two_ranks_equal_one_process_on_the_global_batch(tmp_path, toy,
     assert ddp["steps"] == one["steps"] == 6
     diff = _max_diff(_weights(cwd / "ddp.pt"), _weights(cwd / "one.pt"))
     assert diff <= 1e-6, f"two ranks differ from one process by {diff}"
+    assert _max_diff(_weights(cwd / "ddp.pt"), _weights(cwd / "ddp.pt.rank1")) == 0.0
+    # the logged loss and objective metric are means over the ranks: those of the global batch
+    logged = {
+        name: {
+            r["step"]: r
+            for r in map(
+                json.loads, (cwd / "runs" / name / "metrics.jsonl").read_text().splitlines()
+            )
+        }
+        for name in ("ddp", "one")
+    }
+    assert sorted(logged["ddp"]) == sorted(logged["one"]) == list(range(1, 7))
+    for step, one_record in logged["one"].items():
+        for key in ("loss", "acc"):
+            assert logged["ddp"][step][key] == pytest.approx(one_record[key], abs=1e-6), (step, key)

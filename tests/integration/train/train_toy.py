@@ -224,7 +224,7 @@ def _trainer(args: argparse.Namespace, max_steps: int, resume: bool, scramble: b
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train; with ``--resume-at K`` stop after K updates, rebuild model, optimizer and loader (the
     global generators scrambled) and resume from the checkpoint in the same process. Rank 0 saves
-    the weights to ``--out``."""
+    the weights to ``--out``, rank r > 0 to ``--out`` + ``.rank<r>``."""
     import torch.distributed as dist
 
     from semiasr.train import shutdown_distributed
@@ -243,6 +243,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if trainer.dist.is_main:
         torch.save(model.state_dict(), args.out)
         print(json.dumps(result))
+    else:  # every rank's weights, to check that they agree
+        torch.save(model.state_dict(), f"{args.out}.rank{trainer.dist.rank}")
     shutdown_distributed()
     return result
 

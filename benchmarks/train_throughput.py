@@ -36,6 +36,9 @@ ours / peer of the median throughputs, and the median of the per-round ratios.
 
     python benchmarks/train_throughput.py --threads 2 --precision fp32 \
         --ref-python /work/refenv/bin/python --json runs/bench/train_throughput_t2.json
+
+``--device cuda`` runs both sides on the GPU (our RNN-T loss takes its CUDA kernels, torchaudio's
+its own); every phase then ends with ``torch.cuda.synchronize`` so that the times are the GPU's.
 """
 
 from __future__ import annotations
@@ -98,24 +101,33 @@ def set_denormal_mode(spec: dict[str, Any]) -> None:
         print("warning: this CPU cannot flush denormals", file=sys.stderr)
 
 
-def autocast(precision: str):
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+def autocast(precision: str, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def timed_step(forward_loss, opt: torch.optim.Optimizer, precision: str) -> dict[str, Any]:
+def now(device: torch.device) -> float:
+    """``time.perf_counter()`` once the device's queued work has finished."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def timed_step(
+    forward_loss, opt: torch.optim.Optimizer, precision: str, device: torch.device
+) -> dict[str, Any]:
     """Run one training step; ``forward_loss()`` returns (forward output, loss function of it).
-    Returns the seconds of each phase and the loss."""
-    t0 = time.perf_counter()
-    with autocast(precision):
+    Returns the seconds of each phase and the loss (on a GPU each phase ends synchronised)."""
+    t0 = now(device)
+    with autocast(precision, device):
         out, loss_of = forward_loss()
-    t1 = time.perf_counter()
+    t1 = now(device)
     loss = loss_of(out)
-    t2 = time.perf_counter()
+    t2 = now(device)
     loss.backward()
-    t3 = time.perf_counter()
+    t3 = now(device)
     opt.step()
     opt.zero_grad(set_to_none=True)
-    t4 = time.perf_counter()
+    t4 = now(device)
     phases = dict(zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True))
     return {"seconds": t4 - t0, "phases": phases, "loss": float(loss.detach())}
 
@@ -144,7 +156,9 @@ class Ours:
             ctc_weight=0.0,
             subsampling_channels=subsampling_channels,
         )
-        self.model = build_model(cfg, vocab_size=spec["vocab"], feat_dim=FEAT_DIM).train()
+        self.device = torch.device(spec["device"])
+        model = build_model(cfg, vocab_size=spec["vocab"], feat_dim=FEAT_DIM)
+        self.model = model.train().to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
         self.rnnt_loss = rnnt_loss
         self.precision = spec["precision"]
@@ -152,7 +166,7 @@ class Ours:
         b = len(f_len)
         self.batch = Batch(
             feats, f_len, toks, t_len, [""] * b, torch.zeros(b, dtype=torch.long), [""] * b
-        )
+        ).to(self.device)
 
     def step(self) -> dict[str, Any]:
         model, batch, n = self.model, self.batch, len(self.batch)
@@ -173,7 +187,7 @@ class Ours:
 
             return out, loss_of
 
-        return timed_step(forward_loss, self.opt, self.precision)
+        return timed_step(forward_loss, self.opt, self.precision, self.device)
 
 
 # -------------------------------------------------------------------------- the torchaudio peer
@@ -228,10 +242,12 @@ class Peer:
         set_denormal_mode(spec)
         torch.manual_seed(spec["seed"])
         self.rnnt_loss = rnnt_loss
-        self.model = build_peer(spec["vocab"]).train()
+        self.device = torch.device(spec["device"])
+        self.model = build_peer(spec["vocab"]).train().to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
         self.precision = spec["precision"]
-        self.feats, self.f_len, self.toks, self.t_len = make_batch(spec)
+        batch = make_batch(spec)
+        self.feats, self.f_len, self.toks, self.t_len = (t.to(self.device) for t in batch)
         # The predictor reads [blank] + tokens, so the joiner gives the (B, T', U+1, V) lattice.
         self.pred_in = nn.functional.pad(self.toks, (1, 0), value=0)
 
@@ -254,7 +270,7 @@ class Peer:
 
             return logits, loss_of
 
-        return timed_step(forward_loss, self.opt, self.precision)
+        return timed_step(forward_loss, self.opt, self.precision, self.device)
 
 
 def worker(threads: int) -> None:
@@ -421,6 +437,11 @@ def parse_args() -> argparse.Namespace:
         help="start no round that would end (by the last round's time) after this many s",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, cuda, cuda:N or auto (both sides; on a GPU each phase ends synchronised)",
+    )
     ap.add_argument("--ref-python", default=None, help="an interpreter with torch + torchaudio")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -434,6 +455,9 @@ def main() -> None:
         return
     import numba
 
+    from semiasr.train.runtime import resolve_device
+
+    device = resolve_device(args.device)
     start = time.perf_counter()
     load_start = load_average()
     torch.set_num_threads(args.threads)
@@ -447,13 +471,14 @@ def main() -> None:
         "seed": args.seed,
         "precision": args.precision,
         "flush_denormal": args.flush_denormal,
+        "device": str(device),
     }
     frames, tokens, audio_seconds = utterance_lengths(spec)
     print(
         f"batch: B={len(frames)}, {audio_seconds:.1f} s of audio, frames {min(frames)}–"
         f"{max(frames)}, tokens {min(tokens)}–{max(tokens)}, V={args.vocab}, "
         f"{args.precision}{', flush denormals' if args.flush_denormal else ''}, "
-        f"{args.threads} thread(s); load average {load_start['1min']:.2f}"
+        f"{args.threads} thread(s), {device}; load average {load_start['1min']:.2f}"
     )
     ours = Ours(spec, args.predictor, args.subsampling_channels)
     peer = PeerProcess(args.ref_python, args.threads, spec)
@@ -506,6 +531,8 @@ def main() -> None:
             "peer_torchaudio": peer.info.get("torchaudio"),
         },
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "threads": args.threads,
         "peer_threads": peer.info.get("threads"),
         "precision": args.precision,

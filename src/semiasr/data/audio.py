@@ -94,6 +94,12 @@ def read_audio(
         reason = "does not exist" if not Path(path).exists() else f"is unreadable ({e})"
         raise DataError(f"audio file {path} {reason}", item=name) from e
     _check_length(x.shape[0], want, sr, path, name)
+    if channel is not None and not 0 <= channel < x.shape[1]:
+        raise DataError(
+            f"audio file {path} has {x.shape[1]} channel(s); the manifest asks for channel "
+            f"{channel}",
+            item=name,
+        )
     mono = x[:, channel] if channel is not None else x.mean(axis=1, dtype=np.float32)
     if not np.isfinite(mono).all():
         raise DataError(f"audio file {path} holds non-finite samples (NaN or inf)", item=name)

@@ -469,6 +469,8 @@ class Loader:
     def __iter__(self) -> Iterator[Batch]:
         plan = self.plan()
         resumed, self._resumed = self._resumed, False
+        if not self.train:  # an evaluation pass always reads the split from its first batch,
+            self.position = 0  # also after an earlier pass was left part-way (limit_batches)
         if self.position >= len(plan):
             if resumed:  # the saved epoch was complete: nothing unseen is left
                 return

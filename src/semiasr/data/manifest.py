@@ -191,6 +191,14 @@ def import_jsonl(
             dur, sr = float(row["duration"]), int(row["sample_rate"])
             if not (math.isfinite(dur) and dur > 0):
                 raise DataError(f"duration {row['duration']!r} is not a positive number", item=item)
+            start = float(row.get("start", 0.0))
+            if not (math.isfinite(start) and start >= 0):
+                raise DataError(f"start {row['start']!r} is not a number >= 0", item=item)
+            # a "channel" field selects that channel (of a file with channel + 1 or more); without
+            # it every channel of the file is averaged
+            channel = int(row["channel"]) if "channel" in row else None
+            if channel is not None and channel < 0:
+                raise DataError(f"channel {row['channel']!r} is negative", item=item)
         except (DataError, ValueError, TypeError) as e:
             err = e if isinstance(e, DataError) else DataError(f"bad field value ({e})", item=item)
             report.raise_or_skip(err)
@@ -206,9 +214,9 @@ def import_jsonl(
                 duration=dur,
                 text=str(row["text"]),
                 speaker=str(row.get("speaker") or ""),
-                start=float(row.get("start", 0.0)),
-                channel=int(row.get("channel", 0)),
-                num_channels=int(row.get("channel", 0)) + 1,
+                start=start,
+                channel=channel or 0,
+                num_channels=1 if channel is None else max(channel + 1, 2),
                 custom={k: v for k, v in row.items() if k not in _JSONL_CORE},
             )
         )
@@ -240,8 +248,17 @@ def import_kaldi_dir(
     if (folder / "segments").is_file():
         segs = {}
         for u, rest in _kaldi_table(folder / "segments").items():
-            rec, s, e = rest.split()
-            segs[u] = (rec, float(s), float(e))
+            try:
+                rec, s, e = rest.split()
+                segs[u] = (rec, float(s), float(e))
+            except ValueError:
+                report.raise_or_skip(
+                    DataError(
+                        f"{folder / 'segments'}: line {u!r} needs <recording> <start> <end>, "
+                        f"got {rest!r}",
+                        item=u,
+                    )
+                )
     else:
         segs = {u: (u, 0.0, None) for u in wavs}
     infos: dict[str, Any] = {}
@@ -296,8 +313,13 @@ def import_nemo(
     for n, row in _read_jsonl(path, report):
         audio = str(row.get("audio_filepath", ""))
         item = str(row.get("id") or row.get("utt_id") or Path(audio).stem or f"{path}:{n}")
-        if row.get("offset"):
-            item = f"{item}_{float(row['offset']):.2f}"
+        try:
+            offset = float(row.get("offset") or 0.0)
+        except (ValueError, TypeError) as e:
+            report.raise_or_skip(DataError(f"bad field value offset ({e})", item=item))
+            continue
+        if offset:
+            item = f"{item}_{offset:.2f}"
         try:
             _require(row, ("audio_filepath", "duration", "text"), item)
             if not ids.fresh(item, f"{path}:{n}"):
@@ -310,8 +332,8 @@ def import_nemo(
                     sample_rate=info.sample_rate,
                     duration=float(row["duration"]),
                     text=str(row["text"]),
-                    speaker=str(row.get("speaker", "")),
-                    start=float(row.get("offset", 0.0)),
+                    speaker=str(row.get("speaker") or ""),
+                    start=offset,
                     num_channels=info.channels,
                     recording_id=Path(audio).stem,
                     recording_duration=info.duration,
@@ -416,6 +438,12 @@ def _check_audio(c: Any) -> None:
         )
     if info.frames == 0:
         raise DataError(f"audio file {src.source} holds no samples", item=c.id)
+    if rec.num_channels > 1 and not 0 <= c.channel < info.channels:
+        raise DataError(
+            f"audio file {src.source} has {info.channels} channel(s); the manifest asks for "
+            f"channel {c.channel}",
+            item=c.id,
+        )
     slack = max(2, int(0.02 * info.sample_rate))
     need = round((c.start + c.duration) * info.sample_rate)
     if info.frames < need - slack:
@@ -557,7 +585,7 @@ def write_jsonl(cuts: Any, path: str | Path) -> int:
         }
         if c.start:
             row["start"] = c.start
-        if c.channel:
+        if c.channel or c.recording.num_channels > 1:  # channel 0 of several stays explicit
             row["channel"] = c.channel
         row.update(c.custom or {})
         lines.append(json.dumps(row, ensure_ascii=False))

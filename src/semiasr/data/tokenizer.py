@@ -44,7 +44,8 @@ _WS = re.compile(r"\s+")
 
 @dataclass(frozen=True)
 class TextNormalizer:
-    """Unicode normal form → case → punctuation removal → whitespace collapsed and stripped.
+    """Unicode normal form → case → punctuation removal → the normal form again → whitespace
+    collapsed and stripped (idempotent: normalising normalised text changes nothing).
 
     ``remove_punctuation`` drops Unicode punctuation (categories P*) except the characters in
     ``keep`` (the apostrophe by default: "DON'T" stays one word). The result never holds "▁" (it
@@ -66,6 +67,11 @@ class TextNormalizer:
             text = text.upper()
         if self.remove_punctuation:
             text = "".join(" " if _is_punct(c) and c not in self.keep else c for c in text)
+        if self.unicode_form and (self.lowercase or self.uppercase or self.remove_punctuation):
+            # a case change can leave the normal form ("ΐ".upper() is not NFC) and so can a
+            # removed mark between letters: normalising again keeps normalize(normalize(t)) =
+            # normalize(t), so decoded text always encodes again
+            text = unicodedata.normalize(self.unicode_form, text)
         return _WS.sub(" ", text.replace(_SPACE, " ")).strip()
 
     @classmethod

@@ -64,11 +64,25 @@ def adaptation_config(
     return as_object(load_config(base / "config.yaml", [*defaults, *overrides]))
 
 
+def check_mda_domains(cfg: Any) -> None:
+    """MDA over more than source and target routes by domain ids, which without ``data.domains``
+    each loader numbers among the names its own splits hold: a test split could then reach
+    another domain's modules. Refuse that before training."""
+    if cfg.adapt.method == "mda" and int(cfg.adapt.num_domains) > 2 and not cfg.data.domains:
+        raise ConfigError(
+            f"MDA over {cfg.adapt.num_domains} domains needs data.domains (name: id), so that "
+            "training and test splits give each domain the same id, e.g. "
+            "data.domains={source: 0, target: 1, noisy: 2}",
+            key="data.domains",
+        )
+
+
 def adapt(
     cfg: Any, mode: str = "new", which: str = "last", progress: bool = True
 ) -> tuple[RunDir, FitSummary]:
     """Run the adaptation ``cfg`` describes (see :func:`adaptation_config`)."""
     cfg = as_object(cfg)
+    check_mda_domains(cfg)
     set_seed(cfg.seed)
     base = Path(cfg.base_run)
     tokenizer = load_tokenizer(base)

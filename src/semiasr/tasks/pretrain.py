@@ -13,6 +13,7 @@ accuracy (``train.best_metric=ssl_loss``: the lowest loss).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -49,9 +50,7 @@ def masked_accuracy_evaluator(loader: Any, limit_batches: int | None = 20, seed:
         gen = torch.Generator(device=device).manual_seed(seed)
         loss_sum = correct = masked = 0.0
         k = None
-        for i, batch in enumerate(loader):
-            if limit_batches is not None and i >= limit_batches:
-                break
+        for batch in itertools.islice(loader, limit_batches):  # no batch read past the limit
             b = batch.to(device)
             out = model(b.features, b.feature_lengths, generator=gen)
             loss, right = bestrq_loss(out.logits, out.targets)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import logging
 from typing import Any
 
@@ -49,9 +50,7 @@ def make_wer_evaluator(
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         device = next(model.parameters()).device
         refs, hyps = [], []
-        for i, batch in enumerate(loader):
-            if limit_batches is not None and i >= limit_batches:
-                break
+        for batch in itertools.islice(loader, limit_batches):  # no batch read past the limit
             b = batch.to(device)
             with routed(model, cfg, b.domains) if cfg is not None else contextlib.nullcontext():
                 ids = model.transcribe(b.features, b.feature_lengths)

@@ -81,6 +81,51 @@ def test_data_eval_loader_is_plain_and_normalised(make_corpus) -> None:
     assert seen == sorted(seen)  # shortest first
 
 
+def test_data_eval_loader_restarts_after_a_pass_left_part_way(make_corpus) -> None:
+    """Validation reads the first ``limit_batches`` batches every time: a pass that stopped early
+    must not move the next pass's start (best.pt compares these WERs)."""
+    cfg = _cfg(make_corpus(), batching=BatchingConfig(max_duration=1.5, num_buckets=1))
+    loader = build_dataloader(cfg, ["source_train"], _tok(cfg), train=False)
+    full = list(loader)
+    assert len(full) > 3
+    for stop in (1, 2):
+        for k, _ in enumerate(loader):
+            if k == stop:
+                break
+        again = list(loader)
+        assert len(again) == len(full)
+        for a, b in zip(again, full):
+            _same(a, b)
+
+
+def test_data_domains_beyond_source_and_target(make_corpus) -> None:
+    """Without data.domains a loader numbers extra names among its own splits' names only (one
+    name can get other ids in two loaders), so MDA over more than two domains refuses to train
+    without the mapping; with it, every loader gives a name the same id."""
+    from types import SimpleNamespace
+
+    from semiasr.tasks.adapt import check_mda_domains
+
+    root = make_corpus({"source_train": 6, "clean_train": 3, "noisy_test": 3})
+    cfg = _cfg(root, train=["source_train", "clean_train"])
+
+    def ids(cfg: DataConfig, splits: list[str]) -> dict[str, int]:
+        loader = build_dataloader(cfg, splits, None, train=False, labels=False)
+        return {c: int(d) for b in loader for c, d in zip(b.cut_ids, b.domains)}
+
+    assert set(ids(cfg, ["clean_train", "noisy_test"]).values()) == {2, 3}
+    assert set(ids(cfg, ["noisy_test"]).values()) == {2}  # noisy: 3 above, 2 here
+    mda = SimpleNamespace(method="mda", num_domains=4)
+    with pytest.raises(ConfigError, match=r"MDA over 4 domains needs data\.domains"):
+        check_mda_domains(SimpleNamespace(adapt=mda, data=cfg))
+    mapping = {"source": 0, "target": 1, "clean": 2, "noisy": 3}
+    cfg = replace(cfg, domains=mapping)
+    check_mda_domains(SimpleNamespace(adapt=mda, data=cfg))
+    both, test = ids(cfg, ["clean_train", "noisy_test"]), ids(cfg, ["noisy_test"])
+    assert set(test.values()) == {3} and {both[c] for c in test} == {3}
+    assert {v for c, v in both.items() if c.startswith("clean")} == {2}
+
+
 @pytest.mark.parametrize("stop", [0, 2, 5])
 def test_data_resume_mid_epoch(make_corpus, stop: int) -> None:
     cfg = _cfg(make_corpus())

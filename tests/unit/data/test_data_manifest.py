@@ -272,3 +272,90 @@ def test_data_each_importer_on_real_audio(tmp_path: Path, shared_data: Path) -> 
         np.testing.assert_array_equal(
             by[u].load_audio(), nc[[c.id for c in nc].index(u)].load_audio()
         )
+
+
+def _stereo(path: Path, sr: int = 16000) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A 1-s stereo file: 440 Hz on the left channel, 1 kHz on the right."""
+    t = np.arange(sr) / sr
+    left, right = 0.3 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 1000 * t)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.stack([left, right], 1).astype(np.float32), sr)
+    return path, left, right
+
+
+def test_data_jsonl_channel_zero_of_a_stereo_file_is_that_channel(tmp_path: Path) -> None:
+    """ "channel": 0 reads the left channel (it averaged both), also after write_jsonl and a
+    re-import; no "channel" averages them; a channel the file lacks is refused by name."""
+    from semiasr.data.config import DataConfig
+    from semiasr.data.loader import build_dataloader
+
+    _, left, right = _stereo(tmp_path / "st.wav")
+    m = _rows(
+        tmp_path / "train.jsonl",
+        [
+            _row("zero", "st.wav", channel=0),
+            _row("one", "st.wav", channel=1),
+            _row("mix", "st.wav"),
+        ],
+    )
+    again = tmp_path / "again" / "train.jsonl"
+    write_jsonl(import_jsonl(m), again)
+    assert [json.loads(x).get("channel") for x in again.read_text().splitlines()] == [0, 1, None]
+    for manifest in (m, again):
+        cfg = DataConfig(root=str(manifest.parent), train=["train"])
+        cfg.features.level_db = None  # the raw waveform
+        loader = build_dataloader(cfg, cfg.train, None, train=False, labels=False)
+        waves = {cid: loader.maker.wave(i, None) for i, cid in enumerate(loader.table.ids)}
+        np.testing.assert_allclose(waves["zero"], left, atol=1e-4)
+        np.testing.assert_allclose(waves["one"], right, atol=1e-4)
+        np.testing.assert_allclose(waves["mix"], (left + right) / 2, atol=1e-4)
+    _wav(tmp_path / "mono.wav")
+    bad = _rows(tmp_path / "bad.jsonl", [_row("beyond", "mono.wav", channel=1)])
+    with pytest.raises(
+        DataError, match=r"beyond: .*has 1 channel\(s\); the manifest asks for channel 1"
+    ):
+        validate_cuts(import_jsonl(bad))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("start", "abc", "could not convert"),
+        ("start", None, "not 'NoneType'"),
+        ("start", -1.0, "start -1.0 is not a number >= 0"),
+        ("channel", "left", "invalid literal"),
+        ("channel", -1, "channel -1 is negative"),
+    ],
+)
+def test_data_jsonl_bad_start_or_channel_names_the_item(
+    tmp_path: Path, field: str, value: object, message: str
+) -> None:
+    _wav(tmp_path / "a.wav")
+    m = _rows(tmp_path / "m.jsonl", [_row("good", "a.wav"), _row("bad", "a.wav", **{field: value})])
+    with pytest.raises(DataError, match=f"bad: .*{message}"):
+        import_jsonl(m)
+    assert [c.id for c in import_jsonl(m, skip_bad=True)] == ["good"]
+
+
+def test_data_kaldi_and_nemo_bad_fields_name_the_item_and_can_be_skipped(tmp_path: Path) -> None:
+    _wav(tmp_path / "a.wav", 2.0)
+    k = tmp_path / "kaldi"
+    k.mkdir()
+    (k / "wav.scp").write_text(f"rec1 {tmp_path / 'a.wav'}\n")
+    (k / "text").write_text("u1 YES\nu2 NO\n")
+    (k / "segments").write_text("u1 rec1 0.0 0.5\nu2 rec1 0.5\n")
+    with pytest.raises(DataError, match=r"u2: .*segments: line 'u2' needs"):
+        import_kaldi_dir(k)
+    assert [c.id for c in import_kaldi_dir(k, skip_bad=True)] == ["u1"]
+    nemo = tmp_path / "nemo.json"
+    rows = [
+        {"audio_filepath": "a.wav", "duration": 0.5, "text": "X", "offset": 0.5, "id": "ok"},
+        {"audio_filepath": "a.wav", "duration": 0.5, "text": "X", "offset": "x", "id": "off"},
+        {"audio_filepath": "a.wav", "duration": 0.5, "text": "X", "speaker": None, "id": "nul"},
+    ]
+    _rows(nemo, rows)
+    with pytest.raises(DataError, match="off: bad field value offset"):
+        import_nemo(nemo)
+    cuts = import_nemo(nemo, skip_bad=True)
+    assert [c.id for c in cuts] == ["ok_0.50", "nul"]
+    assert [c.supervisions[0].speaker for c in cuts] == [None, None]  # null: no speaker

@@ -54,6 +54,22 @@ def test_data_normalizer() -> None:
     assert n("e\u0301") == "\u00e9"  # NFC
 
 
+@pytest.mark.parametrize("case", ["upper", "lower", "none"])
+@pytest.mark.parametrize("form", ["NFC", "NFD", "NFKC", "NFKD"])
+@settings(max_examples=80, deadline=None)
+@given(st.text(min_size=0, max_size=12))
+def test_data_normalizer_is_idempotent(case: str, form: str, text: str) -> None:
+    """Normalised text normalises to itself, in every form and case: decoded text (already
+    normalised) must encode again. "ΐ".upper() left NFC and broke that."""
+    n = TextNormalizer(unicode_form=form, uppercase=case == "upper", lowercase=case == "lower")
+    assert n(n(text)) == n(text)
+
+
+def test_data_uppercase_greek_round_trips() -> None:
+    tok = CharTokenizer.train(["ΐ"], TextNormalizer(uppercase=True))
+    assert tok.decode(tok.encode(tok.decode(tok.encode("ΐ")))) == tok.decode(tok.encode("ΐ"))
+
+
 @settings(max_examples=60, deadline=None)
 @given(texts)
 def test_data_char_round_trip(text: str) -> None:

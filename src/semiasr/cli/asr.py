@@ -20,6 +20,7 @@ LmWeight = Annotated[
         help="Beam search: weight of an n-gram LM of the run's training transcripts (0: no LM)."
     ),
 ]
+BeamWidth = Annotated[int, typer.Option(min=1, help="Beam width for beam search (1 or more).")]
 TokenBonus = Annotated[float, typer.Option(help="Beam search with an LM: score added per token.")]
 LmOrder = Annotated[int, typer.Option(help="Order of the n-gram LM.")]
 LmPath = Annotated[
@@ -89,7 +90,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         checkpoint: Annotated[str, typer.Option(help="best, averaged, last, or a file.")] = "best",
         method: Annotated[str, typer.Option(help="greedy or beam.")] = "greedy",
-        beam: Annotated[int, typer.Option(help="Beam width for beam search.")] = 4,
+        beam: BeamWidth = 4,
         out: Annotated[
             Path | None,
             typer.Option(
@@ -139,7 +140,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="JSONL output.")] = Path("hyps.jsonl"),
         checkpoint: Annotated[str, typer.Option()] = "best",
         method: Annotated[str, typer.Option()] = "greedy",
-        beam: Annotated[int, typer.Option()] = 4,
+        beam: BeamWidth = 4,
         lm_weight: LmWeight = 0.0,
         token_bonus: TokenBonus = 0.0,
         lm_order: LmOrder = 6,
@@ -159,7 +160,7 @@ def register(app: typer.Typer) -> None:
         lines = [
             json.dumps({"id": u.id, "ref": u.ref, "hyp": u.hyp, "domain": u.domain}) for u in utts
         ]
-        atomic_write_text(out, "\n".join(lines) + "\n")
+        atomic_write_text(out, "".join(line + "\n" for line in lines))
         typer.echo(f"{len(utts)} utterances → {out}; RTF {timing['rtf']:.4f}")
 
     @app.command("pseudo-label")
@@ -174,7 +175,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="The manifest to write (semiasr JSONL).")],
         checkpoint: Annotated[str, typer.Option()] = "averaged",
         method: Annotated[str, typer.Option()] = "greedy",
-        beam: Annotated[int, typer.Option()] = 4,
+        beam: BeamWidth = 4,
         min_agreement: Annotated[
             float,
             typer.Option(help="Leave out utterances fewer than this share of the runs agree on."),
@@ -212,7 +213,7 @@ def register(app: typer.Typer) -> None:
         files: Annotated[list[Path], typer.Argument(help="Audio files.")],
         checkpoint: Annotated[str, typer.Option()] = "best",
         method: Annotated[str, typer.Option()] = "greedy",
-        beam: Annotated[int, typer.Option()] = 4,
+        beam: BeamWidth = 4,
         lm_weight: LmWeight = 0.0,
         token_bonus: TokenBonus = 0.0,
         lm_order: LmOrder = 6,

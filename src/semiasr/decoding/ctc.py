@@ -40,7 +40,7 @@ def ctc_greedy_search(log_probs: Tensor, lengths: Tensor, blank: int = 0) -> Dec
     valid = torch.arange(t_max, device=lengths.device)[None, :] < lengths[:, None]
     prev = torch.nn.functional.pad(best[:, :-1], (1, 0), value=blank)
     emit = valid & (best != blank) & (best != prev)
-    scores = (best_lp.double() * valid).sum(dim=1)
+    scores = torch.where(valid, best_lp.double(), 0.0).sum(dim=1)  # padding may hold -inf/NaN
     out = Decoded()
     for b in range(log_probs.shape[0]):
         frames = emit[b].nonzero().flatten()
@@ -119,6 +119,8 @@ def ctc_prefix_beam_search(
     its prefix. ``fusion``: shallow fusion with a language model (:class:`~semiasr.lm.ShallowFusion`)."""
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
+    if token_prune is not None and token_prune < 1:
+        raise ValueError(f"token_prune must be None (all tokens) or >= 1, got {token_prune}")
     lp = log_probs.detach().double().cpu().numpy()
     out = Decoded()
     for b, n in enumerate(lengths.tolist()):

@@ -65,7 +65,10 @@ def error_counts(ref: str, hyp: str, unit: str = "word") -> ErrorCounts:
         return ErrorCounts(ins=len(h))
     if not h:
         return ErrorCounts(dels=len(r), ref_len=len(r))
-    out = jiwer.process_words(" ".join(r), " ".join(h))
+    if unit == "word":
+        out = jiwer.process_words(" ".join(r), " ".join(h))
+    else:  # the characters of the space-normalised texts, spaces included (a merged word is 1)
+        out = jiwer.process_characters("".join(r), "".join(h))
     return ErrorCounts(out.substitutions, out.deletions, out.insertions, len(r))
 
 

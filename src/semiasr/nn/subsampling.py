@@ -16,7 +16,8 @@ front end of "Fast Conformer with Linearly Scalable Attention" (Rekesh et al., 2
 (channels²·9) multiply-adds per position of the second conv fall to (channels·9 + channels²), which on
 a CPU makes the front end several times cheaper than the Conformer blocks after it. Without padding, output frame ``j`` reads exactly the input frames
 ``f·j … f·j + 2f - 2`` (``f = 2^n``); for a valid output frame all of them are valid, so padding
-never leaks into valid outputs.
+never leaks into valid outputs. An utterance shorter than :func:`min_input_frames` has no output
+frame (length 0), whether or not its batch holds longer ones.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from semiasr.errors import ConfigError, DataError
+from semiasr.errors import ConfigError
 
 __all__ = ["SUBSAMPLING_KINDS", "Conv2dSubsampling", "min_input_frames", "subsampled_lengths"]
 
@@ -102,12 +103,11 @@ class Conv2dSubsampling(nn.Module):
 
     def forward(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """features (B, T, F), lengths (B,) → frames (B, T', D), lengths (B,)."""
-        if features.shape[1] < min_input_frames(self.factor):
-            raise DataError(
-                f"{features.shape[1]} frames are too few to subsample by {self.factor} "
-                f"(need at least {min_input_frames(self.factor)})",
-                item="features",
-            )
+        short = min_input_frames(self.factor) - features.shape[1]
+        if short > 0:
+            # a batch of utterances too short for one output frame: padded to one frame that no
+            # length reaches (each gets length 0), as inside a batch with longer utterances
+            features = nn.functional.pad(features, (0, 0, 0, short))
         x = self.conv(features.unsqueeze(1))  # (B, C, T', F')
         b, c, t, f = x.shape
         x = self.out(x.transpose(1, 2).reshape(b, t, c * f))

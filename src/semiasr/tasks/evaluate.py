@@ -24,8 +24,6 @@ from semiasr.tasks.common import load_stats, load_tokenizer
 from semiasr.train.checkpoint import load_checkpoint, load_model_state, model_state_of
 from semiasr.train.runtime import resolve_device
 
-FRAME_SHIFT_S = 0.01
-
 
 @dataclass
 class Decoder:
@@ -162,13 +160,14 @@ def decode_split(
     )
     table = loader.table
     domain_of = {i: str((c.custom or {}).get("domain", "")) for i, c in zip(table.ids, table.cuts)}
+    duration_of = dict(zip(table.ids, table.durations))  # the audio's seconds, whatever the frames
     utts: list[Utterance] = []
     audio_s = decode_s = 0.0
     for batch in loader:
         t0 = time.perf_counter()
         hyps = decoder.decode_batch(batch, method, beam)
         decode_s += time.perf_counter() - t0
-        audio_s += float(batch.feature_lengths.sum()) * FRAME_SHIFT_S
+        audio_s += sum(duration_of[cid] for cid in batch.cut_ids)
         domains = [domain_of.get(cid, "") for cid in batch.cut_ids]
         speakers = batch.speakers or [""] * len(batch)
         for i, hyp in enumerate(hyps):

@@ -33,7 +33,7 @@ from semiasr.data.manifest import load_split, write_jsonl
 from semiasr.decoding.neighbours import MAX_DTW_CELLS, dtw_distances, frame_pairs, neighbour_vote
 from semiasr.errors import ConfigError, DataError
 from semiasr.eval.wer import wer
-from semiasr.tasks.evaluate import FRAME_SHIFT_S, decode_split, load_trained
+from semiasr.tasks.evaluate import decode_split, load_trained
 
 __all__ = ["PseudoLabelSummary", "pseudo_label", "vote"]
 
@@ -117,8 +117,9 @@ def pseudo_label(
     root = decoders[0].cfg.data.root
     cuts = load_split(root, split)
     if neighbours:  # refuse an oversized vote before decoding anything
+        shift_s = float(decoders[0].cfg.data.features.frame_shift_ms) / 1000.0
         for speaker, group in _speaker_groups(cuts).items():
-            pairs = frame_pairs([round(c.duration / FRAME_SHIFT_S) for c in group])
+            pairs = frame_pairs([round(c.duration / shift_s) for c in group])
             if pairs > MAX_DTW_CELLS:
                 raise ConfigError(
                     f"neighbour voting over speaker {speaker!r} of {split} ({len(group)} "

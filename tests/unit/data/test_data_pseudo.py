@@ -257,3 +257,28 @@ def test_pseudo_label_refuses_an_oversized_neighbour_vote_before_decoding(
     monkeypatch.setattr(pseudo, "MAX_DTW_CELLS", 10)
     with pytest.raises(ConfigError, match="frame pairs"):
         pseudo_label(runs, "unlab", tmp_path / "pl.jsonl", neighbours=3)
+
+
+@pytest.mark.parametrize("shift_ms", [10.0, 20.0])
+def test_decode_split_times_the_audio_by_its_duration(make_corpus, shift_ms: float) -> None:
+    """audio_s is the utterances' duration whatever the frame shift (frames × 10 ms halved it at
+    a 20 ms shift), and the real-time factor is decode time over it."""
+    import torch
+
+    from semiasr.models import ModelConfig, build_model
+    from semiasr.tasks.evaluate import Decoder, decode_split
+
+    root = make_corpus({"source_train": 5})
+    cfg = DataConfig(root=str(root), train=["source_train"])
+    cfg.features.frame_shift_ms = shift_ms
+    tok = build_tokenizer(cfg, corpus_texts(cfg, cfg.train))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="ctc", preset="xs"), tok.vocab_size).eval()
+    dec = Decoder(
+        model, tok, SimpleNamespace(data=cfg, base_run=None), None, torch.device("cpu"), root
+    )
+    utts, timing = decode_split(dec, "source_train")
+    durations = [json.loads(x)["duration"] for x in (root / "source_train.jsonl").open()]
+    assert len(utts) == 5
+    assert timing["audio_s"] == pytest.approx(sum(durations), abs=1e-3)
+    assert timing["rtf"] == pytest.approx(timing["decode_s"] / timing["audio_s"])

@@ -102,9 +102,17 @@ def test_greedy_is_the_collapsed_best_path() -> None:
         assert out.times[b] == starts
         assert out.scores[b] == pytest.approx(float(lp[b, :n].max(-1).values.sum()), abs=1e-5)
     assert out.tokens[2] == [] and out.scores[2] == 0.0
+    # padding past the lengths is never read, even where it holds -inf or NaN (the score was NaN)
+    padded = lp.clone()
+    padded[1, 6:] = -math.inf
+    padded[2] = math.nan
+    again = ctc_greedy_search(padded, lengths)
+    assert again.scores == out.scores and again.tokens == out.tokens
 
 
 def test_prefix_beam_rejects_a_zero_beam() -> None:
     with pytest.raises(ValueError, match="beam"):
         ctc_prefix_beam_search(torch.zeros(1, 2, 3), torch.tensor([2]), beam=0)
+    with pytest.raises(ValueError, match="token_prune"):
+        ctc_prefix_beam_search(torch.zeros(1, 2, 3), torch.tensor([2]), token_prune=0)
     assert math.isfinite(ctc_prefix_beam_search(torch.zeros(1, 2, 3), torch.tensor([2])).scores[0])

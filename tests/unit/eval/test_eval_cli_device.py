@@ -46,3 +46,19 @@ def test_device_option_reaches_the_loader(recorded: list[str], args: list[str]) 
     r = runner.invoke(app, args)
     assert isinstance(r.exception, _Loaded), r.output
     assert recorded == ["cuda:3", "cpu"]  # given, then the default
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["decode", "runs/x", "test"],
+        ["transcribe", "runs/x", "a.wav"],
+        ["eval", "runs/x", "test"],
+        ["pseudo-label", "runs/x", "--split", "test", "--out", "pl.jsonl"],
+    ],
+)
+def test_a_beam_below_one_is_refused_before_loading(recorded: list[str], args: list[str]) -> None:
+    """`--beam 0` was a traceback after the model and data had loaded."""
+    r = runner.invoke(app, [*args, "--method", "beam", "--beam", "0"])
+    assert r.exit_code == 2 and "--beam" in r.output, r.output
+    assert recorded == []

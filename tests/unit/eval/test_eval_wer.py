@@ -47,6 +47,20 @@ def test_counts_and_corpus_wer_sum_counts() -> None:
 def test_cer_counts_characters() -> None:
     e = error_counts("AB CD", "AB CE", unit="char")
     assert (e.errors, e.ref_len) == (1, 5)
+    # spaces are characters: a merged or a split word is one edit (both were 0)
+    assert error_counts("ONE TWO", "ONETWO", unit="char").dels == 1
+    assert error_counts("SEVEN", "SEV EN", unit="char").ins == 1
+    assert evaluate([Utterance("u", "ONE TWO", "ONETWO")]).cer == pytest.approx(100 / 7)
+
+
+@given(words, words)
+def test_char_error_count_is_edit_distance_over_characters_and_spaces(
+    r: list[str], h: list[str]
+) -> None:
+    ref, hyp = " ".join(r), " ".join(h)
+    e = error_counts(ref, hyp, unit="char")
+    assert e.errors == levenshtein(list(ref), list(hyp))
+    assert e.ref_len == len(ref)
 
 
 def test_aligned_text_marks_operations() -> None:

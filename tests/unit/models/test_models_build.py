@@ -110,3 +110,17 @@ def test_causal_model_builds_a_chunked_encoder() -> None:
     assert not bool(mask[11, 3])  # two chunks back
     assert bool(mask[11, 4]) and bool(mask[5, 0]) and bool(mask[1, 3])
     assert _tiny("transducer").encoder.chunk_mask(12, torch.device("cpu")) is None
+
+
+@pytest.mark.parametrize("kind", ["transducer", "ctc"])
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_an_utterance_too_short_for_the_front_end_decodes_to_nothing_alone_or_batched(
+    kind: str, method: str
+) -> None:
+    """Below 7 feature frames (~85 ms) the encoder has no frame: the hypothesis is empty whether
+    the batch holds only such utterances (that raised) or a longer one too."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind=kind, preset="xs"), vocab_size=10).eval()
+    alone = model.transcribe(torch.randn(2, 5, 80), torch.tensor([5, 4]), method=method)
+    mixed = model.transcribe(torch.randn(2, 30, 80), torch.tensor([5, 30]), method=method)
+    assert alone == [[], []] and mixed[0] == []

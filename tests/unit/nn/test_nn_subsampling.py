@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from semiasr.errors import ConfigError, DataError
+from semiasr.errors import ConfigError
 from semiasr.nn import Conv2dSubsampling, min_input_frames, subsampled_lengths
 
 
@@ -68,9 +68,18 @@ def test_errors_name_the_problem() -> None:
         Conv2dSubsampling(80, 16, factor=3)
     with pytest.raises(ConfigError, match="too small"):
         Conv2dSubsampling(6, 16, factor=4)
-    sub = Conv2dSubsampling(80, 16, factor=4)
-    with pytest.raises(DataError, match="at least 7"):
-        sub(torch.randn(1, 6, 80), torch.tensor([6]))
+
+
+@pytest.mark.parametrize("factor", [4, 8])
+def test_too_short_utterances_get_no_frames_alone_or_batched(factor: int) -> None:
+    """An utterance below min_input_frames has length 0 whether its batch holds longer ones or
+    not (a batch of only such utterances raised; one beside a longer utterance decoded to "")."""
+    sub = Conv2dSubsampling(80, 16, factor=factor)
+    n = min_input_frames(factor)
+    alone_y, alone_len = sub(torch.randn(2, n - 1, 80), torch.tensor([n - 1, 3]))
+    assert alone_len.tolist() == [0, 0] and alone_y.shape[0] == 2
+    _, mixed_len = sub(torch.randn(2, 40, 80), torch.tensor([n - 1, 40]))
+    assert mixed_len[0] == 0 and mixed_len[1] == subsampled_lengths(torch.tensor([40]), factor)
 
 
 def test_depthwise_separable_front_end_is_smaller_and_unknown_kind_is_refused() -> None:

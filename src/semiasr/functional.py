@@ -234,8 +234,15 @@ def ctc_loss(
     )
     bad = ~keep | (nll >= -neg_inf(nll.dtype) / 2)
     fill = 0.0 if zero_infinity else float("inf")
-    nll = torch.where(bad, torch.full_like(nll, fill), nll).to(log_probs.dtype)
+    empty = (inp.input_lengths == 0) & (inp.target_lengths == 0)  # the empty path: P = 1
+    nll = torch.where(bad & ~empty, torch.full_like(nll, fill), nll)
+    nll = torch.where(empty, torch.zeros_like(nll), nll).to(log_probs.dtype)
     return _reduce(nll, reduction, inp.target_lengths)
+
+
+def _has_path(log_z: Tensor) -> Tensor:
+    """(B,) bool: some alignment avoids every arc of probability 0 (log Z above the finite −∞)."""
+    return log_z > fast.NEG / 2
 
 
 def _ctc_emissions(log_probs: Tensor, inp: _CTCInput) -> Tensor:
@@ -304,7 +311,8 @@ def ctc_occupancy(
     with torch.enable_grad():
         total, _ = ctc_lattice(LOG, LOG.lift(em), inp.skip, inp.input_lengths, inp.target_lengths)
         (occ,) = torch.autograd.grad(total.sum(), em, create_graph=True)
-    return (occ * inp.feasible[:, None, None]).to(log_probs.dtype)
+    ok = inp.feasible & _has_path(total[0])
+    return (occ * ok[:, None, None]).to(log_probs.dtype)
 
 
 def ctc_forced_align(
@@ -325,9 +333,11 @@ def ctc_forced_align(
     )
     symbols = inp.ext.gather(1, states.clamp(min=0))
     symbols = torch.where(states >= 0, symbols, -1)
-    score = torch.where(inp.feasible, total[0], torch.full_like(total[0], float("-inf")))
-    states = torch.where(inp.feasible[:, None], states, -1)
-    symbols = torch.where(inp.feasible[:, None], symbols, -1)
+    ok = inp.feasible & _has_path(total[0])
+    empty = (inp.input_lengths == 0) & (inp.target_lengths == 0)  # the empty path, probability 1
+    score = torch.where(ok, total[0], torch.where(empty, 0.0, float("-inf")))
+    states = torch.where(ok[:, None], states, -1)
+    symbols = torch.where(ok[:, None], symbols, -1)
     return CTCAlignment(symbols, states, score.to(log_probs.dtype))
 
 
@@ -500,7 +510,8 @@ def rnnt_occupancy(
             LOG, LOG.lift(phi), LOG.lift(lab), inp.logit_lengths, inp.target_lengths
         )
         o_b, o_l = torch.autograd.grad(total.sum(), (phi, lab), create_graph=True)
-    return RNNTOccupancy(o_b.to(logits.dtype), o_l.to(logits.dtype))
+    ok = _has_path(total[0])[:, None, None]
+    return RNNTOccupancy((o_b * ok).to(logits.dtype), (o_l * ok).to(logits.dtype))
 
 
 def rnnt_forced_align(
@@ -520,10 +531,14 @@ def rnnt_forced_align(
     bsz, t_max, u1, _ = logits.shape
     out = torch.full((bsz, t_max + u1 - 1, 3), -1, dtype=torch.long)
     labels = inp.labels.cpu()
+    ok = _has_path(total[0])
     for b, rows in enumerate(paths):
+        if not ok[b]:  # every path crosses an arc of probability 0: no alignment
+            continue
         sym = torch.where(rows[:, 2] == 0, inp.blank, labels[b, rows[:, 1]])
         out[b, : rows.shape[0]] = torch.stack([rows[:, 0], rows[:, 1], sym], dim=1)
-    return RNNTAlignment(out.to(logits.device), total[0].to(logits.dtype))
+    score = torch.where(ok, total[0], float("-inf"))
+    return RNNTAlignment(out.to(logits.device), score.to(logits.dtype))
 
 
 # ------------------------------------------------------------------ semiring reference forms

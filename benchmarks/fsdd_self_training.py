@@ -118,11 +118,23 @@ def write_report(args: argparse.Namespace, halves: dict[str, Path], rounds: list
         "lr": args.lr,
         "neighbours": args.neighbours,
         "test_neighbours": args.test_neighbours,
+        "candidates": args.candidates,
+        "balance": args.balance,
         "halves": {h: str(p) for h, p in halves.items()},
         "rounds": rounds,
     }
     (args.out / "self_training.json").write_text(json.dumps(report, indent=1))
     nb = f"; pseudo labels by a {args.neighbours}-neighbour vote" if args.neighbours else ""
+    if args.candidates:
+        nb = (
+            f"; closed-set pseudo labels over the `{args.candidates}` transcripts"
+            + (
+                f", posteriors averaged over {args.neighbours} neighbours"
+                if args.neighbours
+                else ""
+            )
+            + (", balanced to the training frequencies" if args.balance else "")
+        )
     lines = [
         f"# Self-training on `{args.split}` (no transcripts of it used)",
         "",
@@ -174,6 +186,17 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="relabel each pseudo label by the vote of its K nearest recordings of the same "
         "speaker within its half (DTW of features; semiasr pseudo-label --neighbours)",
+    )
+    ap.add_argument(
+        "--candidates",
+        default=None,
+        help="closed-set pseudo labels: 'train' (the training transcripts) or a file of one per "
+        "line (semiasr pseudo-label --candidates); --neighbours then smooths posteriors",
+    )
+    ap.add_argument(
+        "--balance",
+        action="store_true",
+        help="with --candidates: balance each speaker's posteriors to the training frequencies",
     )
     ap.add_argument("--out", type=Path, default=Path("runs/bench/fsdd-st"))
     args = ap.parse_args(argv)
@@ -233,17 +256,23 @@ def main(argv: list[str] | None = None) -> None:
                 pl,
                 checkpoint=ckpts.pop(),
                 neighbours=args.neighbours,
+                candidates=args.candidates,
+                balance=args.balance,
             )
             labels[h] = pl
             pl_info[h] = {
                 "written": s.written,
                 "label_wer": s.reference_wer,
-                "model_vote_wer": s.model_vote_reference_wer,
+                # the models' vote; with candidates, their averaged closed-set posteriors' argmax
+                "model_vote_wer": s.model_vote_reference_wer
+                if s.model_vote_reference_wer is not None
+                else s.closed_set_reference_wer,
                 "changed_by_neighbours": s.changed_by_neighbours,
+                "closed_set_wer": s.closed_set_reference_wer,
             }
             print(
                 f"round {r}: pseudo labels of half {h}: WER {pct(s.reference_wer)} "
-                f"(models' vote {pct(s.model_vote_reference_wer)})",
+                f"(models' vote {pct(pl_info[h]['model_vote_wer'])})",
                 flush=True,
             )
         jobs = {}

@@ -189,6 +189,21 @@ def register(app: typer.Typer) -> None:
             ),
         ] = 0,
         device: Device = "cpu",
+        candidates: Annotated[
+            str | None,
+            typer.Option(
+                help="Closed-set labels instead of decoding: score each utterance against "
+                "'train' (the distinct transcripts of the first run's training splits) or a "
+                "text file of one transcript per line; --neighbours then averages posteriors."
+            ),
+        ] = None,
+        balance: Annotated[
+            bool,
+            typer.Option(
+                help="With --candidates: rescale each speaker's posteriors so that the "
+                "candidates' shares match their training frequencies (Sinkhorn)."
+            ),
+        ] = False,
     ) -> None:
         """Transcribe a split with trained models (majority vote over several) and write the
         hypotheses as a training manifest: data.train=[train,OUT] trains on them."""
@@ -204,6 +219,8 @@ def register(app: typer.Typer) -> None:
             min_agreement=min_agreement,
             neighbours=neighbours,
             device=device,
+            candidates=candidates,
+            balance=balance,
         )
         typer.echo(json.dumps(summary.to_dict()))
 

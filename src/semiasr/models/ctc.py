@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from semiasr.decoding import Decoded, ctc_greedy_search, ctc_prefix_beam_search
 from semiasr.errors import ConfigError
+from semiasr.functional import ctc_loss
 from semiasr.nn import ConformerEncoder, CTCHead, EncoderOutput
 
 if TYPE_CHECKING:
@@ -62,6 +63,17 @@ class CTCModel(nn.Module):
         """``tokens`` are accepted (and ignored) so that every model is called the same way."""
         enc = self.encode(features, lengths, return_hidden)
         return CTCOutput(self.ctc_head(enc.frames), enc.lengths, enc)
+
+    def sequence_log_likelihood(
+        self, enc: EncoderOutput, tokens: Tensor, token_lengths: Tensor
+    ) -> Tensor:
+        """(B,) log P(y | x) of each transcript ``tokens`` (B, U) given encoder outputs, summed
+        over all alignments (the negative CTC loss; −inf where the frames cannot hold y)."""
+        log_probs = self.ctc_head(enc.frames)
+        nll = ctc_loss(
+            log_probs, tokens, enc.lengths, token_lengths, blank=self.blank, reduction="none"
+        )
+        return -nll.double()
 
     @torch.no_grad()
     def decode(

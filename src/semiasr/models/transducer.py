@@ -100,6 +100,21 @@ class Transducer(nn.Module):
             return TransducerOutput(self.joiner(enc.frames, pred), enc.lengths, ctc, enc)
         if token_lengths is None:
             raise ValueError("rnnt_loss=True needs token_lengths")
+        return TransducerOutput(
+            None, enc.lengths, ctc, enc, self._nll(enc, pred, tokens, token_lengths)
+        )
+
+    def sequence_log_likelihood(
+        self, enc: EncoderOutput, tokens: Tensor, token_lengths: Tensor
+    ) -> Tensor:
+        """(B,) log P(y | x) of each transcript ``tokens`` (B, U) given encoder outputs, summed
+        over all alignments (the negative RNN-T loss; −inf where no alignment has probability)."""
+        nll = self._nll(enc, self.predict(tokens), tokens, token_lengths)
+        return -nll.double()
+
+    def _nll(
+        self, enc: EncoderOutput, pred: Tensor, tokens: Tensor, token_lengths: Tensor
+    ) -> Tensor:
         args = (tokens.int(), enc.lengths.int(), token_lengths.int())
         if _plain_joiner(self.joiner):
             j = self.joiner
@@ -115,7 +130,7 @@ class Transducer(nn.Module):
         else:
             logits = _work_dtype(self.joiner(enc.frames, pred))  # a float32 loss under autocast
             nll = semiring_rnnt_loss(logits, *args, blank=self.blank, reduction="none")
-        return TransducerOutput(None, enc.lengths, ctc, enc, nll)
+        return nll
 
     @torch.no_grad()
     def decode(

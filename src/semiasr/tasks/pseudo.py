@@ -14,6 +14,16 @@ for information only.
 nearest utterances of the same speaker under dynamic time warping of the first run's features
 (:mod:`semiasr.decoding.neighbours`): for recordings that repeat a few words (digits, commands),
 where one speaker's repetitions of a word sound alike and a model's errors on them are scattered.
+
+``candidates`` turns this into closed-set labelling (:mod:`semiasr.decoding.closed_set`): instead of
+decoding, every model scores each utterance against a fixed list of transcripts ("train": the
+distinct transcripts of the first run's training splits) by log P(y | x) over all alignments; the
+models' posteriors over the list are averaged, ``neighbours=k`` then averages each utterance's
+posteriors with those of its k nearest utterances of the same speaker (instead of a hard vote), and
+``balance`` rescales each speaker's posteriors so that the candidates' shares match their training
+frequencies (Sinkhorn–Knopp; class-balanced self-training). The label is the most probable
+candidate and ``pl_agreement`` its posterior. For corpora of a few repeated phrases (digits,
+commands), where a model's confusions are shared by all of a speaker's repetitions.
 """
 
 from __future__ import annotations
@@ -22,18 +32,22 @@ import collections
 import copy
 import dataclasses
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from semiasr.data.loader import build_dataloader
+from semiasr.data.loader import build_dataloader, corpus_texts
 from semiasr.data.manifest import load_split, write_jsonl
+from semiasr.decoding.closed_set import balance as balance_to_prior
+from semiasr.decoding.closed_set import candidate_posteriors, smooth_over_neighbours
 from semiasr.decoding.neighbours import MAX_DTW_CELLS, dtw_distances, frame_pairs, neighbour_vote
 from semiasr.errors import ConfigError, DataError
 from semiasr.eval.wer import wer
-from semiasr.tasks.evaluate import decode_split, load_trained
+from semiasr.tasks.evaluate import decode_split, load_trained, routed
 
 __all__ = ["PseudoLabelSummary", "pseudo_label", "vote"]
 
@@ -63,6 +77,11 @@ class PseudoLabelSummary:
     neighbours: int = 0
     changed_by_neighbours: int = 0
     model_vote_reference_wer: float | None = None
+    # closed-set labelling (candidates): how many, whether balanced, and the WER of the models'
+    # averaged closed-set posteriors' argmax before smoothing and balance
+    candidates: int = 0
+    balanced: bool = False
+    closed_set_reference_wer: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +116,8 @@ def pseudo_label(
     min_agreement: float = 0.0,
     neighbours: int = 0,
     device: str = "cpu",
+    candidates: str | None = None,
+    balance: bool = False,
 ) -> PseudoLabelSummary:
     """Decode ``split`` of the first run's corpus (``data.root``; or a manifest path) with every
     run in ``runs`` and write a semiasr JSONL manifest to ``out`` whose transcripts are the voted
@@ -106,13 +127,16 @@ def pseudo_label(
     one group; see the module's docstring); ``pl_agreement`` and ``min_agreement`` then refer to
     that vote's share (of the ``neighbours`` + 1 votes) instead of the models'. The models decode
     on ``device`` ("cpu", "cuda", "cuda:N", "auto"). Returns a summary (also the JSON that
-    ``semiasr pseudo-label`` prints)."""
+    ``semiasr pseudo-label`` prints). ``candidates`` ("train" or a text file of one transcript per
+    line) and ``balance``: closed-set labelling, see the module's docstring."""
     if not runs:
         raise ConfigError("pseudo_label needs at least one trained run")
     if not 0.0 <= min_agreement <= 1.0:
         raise ConfigError(f"min_agreement must lie in [0, 1], got {min_agreement}")
     if neighbours < 0:
         raise ConfigError(f"neighbours must be 0 (off) or more, got {neighbours}")
+    if balance and not candidates:
+        raise ConfigError("balance needs candidates (e.g. candidates='train')")
     decoders = [load_trained(r, checkpoint, device=device) for r in runs]
     root = decoders[0].cfg.data.root
     cuts = load_split(root, split)
@@ -126,6 +150,10 @@ def pseudo_label(
                     f"utterances) would compare about {pairs:.3g} frame pairs (limit "
                     f"{MAX_DTW_CELLS:.3g}); it is meant for short repeated words"
                 )
+    if candidates:
+        return _closed_set_labels(
+            decoders, split, cuts, out, candidates, balance, neighbours, min_agreement, runs
+        )
     per_run: list[dict[str, str]] = []
     refs: dict[str, str] = {}
     decode_s = 0.0
@@ -139,7 +167,6 @@ def pseudo_label(
         decode_s += timing["decode_s"]
     # the loader leaves out what its checks refuse under data.skip_bad (too long, unreadable …)
     decoded = [c for c in cuts if all(c.id in h for h in per_run)]
-    not_decoded = len(cuts) - len(decoded)
     if not decoded:
         raise DataError(f"no utterance of {split} was decoded", item=split)
     refs = {k: v for k, v in refs.items() if all(k in h for h in per_run)}
@@ -155,6 +182,60 @@ def pseudo_label(
         changed = sum(new[k] != labels[k] for k in labels)
         labels = new
         shares.update(nb_shares)  # utterances that took no part in a vote keep the models' share
+    return _write_labels(
+        out, runs, split, cuts, decoded, labels, shares, refs, min_agreement,
+        decode_s=decode_s,
+        per_run_reference_wer=[
+            w for w in (_reference_wer(refs, h) for h in per_run) if w is not None
+        ],
+        neighbours=neighbours,
+        changed_by_neighbours=changed,
+        model_vote_reference_wer=model_vote_wer,
+    )  # fmt: skip
+
+
+def _write_labels(
+    out: str | Path,
+    runs: list[str | Path],
+    split: str,
+    cuts: list[Any],
+    decoded: list[Any],
+    labels: dict[str, str],
+    shares: dict[str, float],
+    refs: dict[str, str],
+    min_agreement: float,
+    **fields: Any,
+) -> PseudoLabelSummary:
+    """Write the labelled manifest (see :func:`_label_cuts`) and summarise it; ``fields``: the
+    summary's method-specific fields."""
+    kept, agreements, dropped_empty, dropped_agreement = _label_cuts(
+        decoded, labels, shares, min_agreement
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return PseudoLabelSummary(
+        out=str(out),
+        runs=[str(r) for r in runs],
+        split=split,
+        utterances=len(cuts),
+        written=write_jsonl(kept, out),
+        dropped_empty=dropped_empty,
+        dropped_agreement=dropped_agreement,
+        not_decoded=len(cuts) - len(decoded),
+        mean_agreement=sum(agreements) / len(agreements) if agreements else 0.0,
+        reference_wer=_reference_wer(refs, labels),
+        written_reference_wer=_reference_wer(
+            {c.id: refs[c.id] for c in kept if c.id in refs}, labels
+        ),
+        **fields,
+    )
+
+
+def _label_cuts(
+    decoded: list[Any], labels: dict[str, str], shares: dict[str, float], min_agreement: float
+) -> tuple[list[Any], list[float], int, int]:
+    """The cuts with their labels (empty ones and those below ``min_agreement`` left out), the
+    kept shares, and the counts of the two kinds left out."""
     kept, agreements = [], []
     dropped_empty = dropped_agreement = 0
     for cut in decoded:
@@ -176,31 +257,7 @@ def pseudo_label(
                 custom=custom,
             )
         )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    written = write_jsonl(kept, out)
-    return PseudoLabelSummary(
-        out=str(out),
-        runs=[str(r) for r in runs],
-        split=split,
-        utterances=len(cuts),
-        written=written,
-        dropped_empty=dropped_empty,
-        dropped_agreement=dropped_agreement,
-        not_decoded=not_decoded,
-        mean_agreement=sum(agreements) / len(agreements) if agreements else 0.0,
-        reference_wer=_reference_wer(refs, labels),
-        written_reference_wer=_reference_wer(
-            {c.id: refs[c.id] for c in kept if c.id in refs}, labels
-        ),
-        decode_s=decode_s,
-        per_run_reference_wer=[
-            w for w in (_reference_wer(refs, h) for h in per_run) if w is not None
-        ],
-        neighbours=neighbours,
-        changed_by_neighbours=changed,
-        model_vote_reference_wer=model_vote_wer,
-    )
+    return kept, agreements, dropped_empty, dropped_agreement
 
 
 def _speaker_groups(cuts: list[Any]) -> dict[str, list[Any]]:
@@ -211,13 +268,12 @@ def _speaker_groups(cuts: list[Any]) -> dict[str, list[Any]]:
     return groups
 
 
-def neighbour_labels(
-    decoder: Any, split: str, data_cfg: Any, cuts: list[Any], labels: dict[str, str], k: int
-) -> tuple[dict[str, str], dict[str, float]]:
-    """``labels`` after a ``k``-nearest-neighbour vote within each speaker (cuts with no speaker
-    form one group), distances by DTW of the features ``decoder`` reads (normalised as it
-    normalises them), and the share of its k + 1 votes for each label that took part in a vote
-    (not for a speaker's only cut, nor for cuts the loader left out: those keep their label)."""
+def speaker_distances(
+    decoder: Any, split: str, data_cfg: Any, cuts: list[Any]
+) -> list[tuple[str, list[str], np.ndarray]]:
+    """(speaker, cut ids, (n, n) DTW distances) for each speaker group of ``cuts`` with at least
+    two cuts the loader reads (cuts with no speaker form one group), on the features ``decoder``
+    reads, normalised as it normalises them."""
     loader = build_dataloader(
         data_cfg, [split], decoder.tokenizer, train=False, seed=0, labels=False,
         feature_stats=decoder.stats,
@@ -227,12 +283,23 @@ def neighbour_labels(
         for i, cid in enumerate(batch.cut_ids):
             n = int(batch.feature_lengths[i])
             feats[cid] = batch.features[i, :n].double().numpy()
-    out, shares = dict(labels), {}
+    out = []
     for speaker, group in sorted(_speaker_groups(cuts).items()):
         ids = [c.id for c in group if c.id in feats]
-        if len(ids) < 2:
-            continue
-        dist = dtw_distances([feats[i] for i in ids])
+        if len(ids) >= 2:
+            out.append((speaker, ids, dtw_distances([feats[i] for i in ids])))
+    return out
+
+
+def neighbour_labels(
+    decoder: Any, split: str, data_cfg: Any, cuts: list[Any], labels: dict[str, str], k: int
+) -> tuple[dict[str, str], dict[str, float]]:
+    """``labels`` after a ``k``-nearest-neighbour vote within each speaker (cuts with no speaker
+    form one group), distances by DTW of the features ``decoder`` reads (normalised as it
+    normalises them), and the share of its k + 1 votes for each label that took part in a vote
+    (not for a speaker's only cut, nor for cuts the loader left out: those keep their label)."""
+    out, shares = dict(labels), {}
+    for speaker, ids, dist in speaker_distances(decoder, split, data_cfg, cuts):
         new, share = neighbour_vote([labels[i] for i in ids], dist, k)
         out.update(zip(ids, new))
         shares.update(zip(ids, share))
@@ -241,3 +308,126 @@ def neighbour_labels(
             speaker, sum(a != b for a, b in zip(new, (labels[i] for i in ids))), len(ids),
         )  # fmt: skip
     return out, shares
+
+
+def candidate_list(spec: str, decoder: Any) -> tuple[list[str], np.ndarray]:
+    """The candidate transcripts and their prior weights: ``"train"`` → the distinct transcripts of
+    ``decoder``'s training splits (``data.train``) weighted by their counts; otherwise a UTF-8 text
+    file, one transcript per line (a repeated line weighs more). Each is normalised as the
+    tokenizer normalises (so it matches what decoding writes); empty ones are left out."""
+    if spec == "train":
+        texts = corpus_texts(decoder.cfg.data, list(decoder.cfg.data.train))
+        origin = f"the training splits {list(decoder.cfg.data.train)}"
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError(f"candidates must be 'train' or a text file; {spec} is neither")
+        texts = path.read_text(encoding="utf-8").splitlines()
+        origin = str(path)
+    tok = decoder.tokenizer
+    counts = collections.Counter(
+        t for t in (tok.decode(tok.encode(x, item=f"candidate {x!r}")) for x in texts) if t.strip()
+    )
+    if not counts:
+        raise ConfigError(f"no candidate transcript in {origin}")
+    names = sorted(counts)
+    return names, np.array([counts[n] for n in names], dtype=np.float64)
+
+
+@torch.no_grad()
+def candidate_scores(
+    decoder: Any, split: str, data_cfg: Any, candidates: list[str]
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """log P(y_c | x) of every candidate transcript (C,) for each utterance of ``split`` (summed
+    over all alignments: the model's negative loss, ``sequence_log_likelihood``), and the
+    utterances' own transcripts (for reports only)."""
+    loader = build_dataloader(
+        data_cfg, [split], decoder.tokenizer, train=False, seed=0, labels=False,
+        feature_stats=decoder.stats,
+    )  # fmt: skip
+    model = decoder.model
+    tokens = [decoder.tokenizer.encode(c, item=f"candidate {c!r}") for c in candidates]
+    scores: dict[str, np.ndarray] = {}
+    refs: dict[str, str] = {}
+    for batch in loader:
+        b = batch.to(decoder.device)
+        n = len(b)
+        with routed(model, decoder.cfg, b.domains):
+            enc = model.encode(b.features, b.feature_lengths)
+            cols = [
+                model.sequence_log_likelihood(
+                    enc,
+                    torch.tensor([t] * n, dtype=torch.long, device=decoder.device),
+                    torch.full((n,), len(t), dtype=torch.long, device=decoder.device),
+                )
+                for t in tokens
+            ]
+        ll = torch.stack(cols, dim=1).cpu().numpy()
+        for i, cid in enumerate(batch.cut_ids):
+            scores[cid] = ll[i]
+            refs[cid] = batch.texts[i]
+    return scores, refs
+
+
+def _closed_set_labels(
+    decoders: list[Any],
+    split: str,
+    cuts: list[Any],
+    out: str | Path,
+    spec: str,
+    balance: bool,
+    neighbours: int,
+    min_agreement: float,
+    runs: list[str | Path],
+) -> PseudoLabelSummary:
+    """``pseudo_label`` with candidates: see the module's docstring."""
+    names, prior = candidate_list(spec, decoders[0])
+    root = decoders[0].cfg.data.root
+    per_run: list[dict[str, np.ndarray]] = []
+    refs: dict[str, str] = {}
+    started = time.perf_counter()
+    for dec in decoders:
+        data_cfg = copy.copy(dec.cfg.data)
+        data_cfg.root = root
+        scores, refs = candidate_scores(dec, split, data_cfg, names)
+        per_run.append(scores)
+    decode_s = time.perf_counter() - started
+    decoded = [c for c in cuts if all(c.id in r for r in per_run)]
+    if not decoded:
+        raise DataError(f"no utterance of {split} was decoded", item=split)
+    refs = {c.id: refs[c.id] for c in decoded}
+    post = {
+        c.id: np.mean([candidate_posteriors(r[c.id][None])[0] for r in per_run], axis=0)
+        for c in decoded
+    }
+    argmax = {k: names[int(np.argmax(p))] for k, p in post.items()}
+    first = copy.copy(decoders[0].cfg.data)
+    first.root = root
+    groups = (
+        speaker_distances(decoders[0], split, first, decoded)
+        if neighbours
+        else [(spk, [c.id for c in g], None) for spk, g in sorted(_speaker_groups(decoded).items())]
+    )
+    for speaker, ids, dist in groups:
+        p = np.stack([post[i] for i in ids])
+        if dist is not None:
+            p = smooth_over_neighbours(p, dist, neighbours)
+        if balance:
+            p = balance_to_prior(p, prior)
+        post.update(zip(ids, p))
+        log.info("closed-set labels, speaker %r: %d utterances", speaker, len(ids))
+    labels = {k: names[int(np.argmax(p))] for k, p in post.items()}
+    shares = {k: float(np.max(p)) for k, p in post.items()}
+    per_run_wer = [
+        _reference_wer(refs, {k: names[int(np.argmax(v))] for k, v in r.items()}) for r in per_run
+    ]
+    return _write_labels(
+        out, runs, split, cuts, decoded, labels, shares, refs, min_agreement,
+        decode_s=decode_s,
+        per_run_reference_wer=[w for w in per_run_wer if w is not None],
+        neighbours=neighbours,
+        changed_by_neighbours=sum(labels[k] != argmax[k] for k in labels) if neighbours else 0,
+        candidates=len(names),
+        balanced=balance,
+        closed_set_reference_wer=_reference_wer(refs, argmax),
+    )  # fmt: skip

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from semiasr.data.config import DataConfig
@@ -282,3 +283,125 @@ def test_decode_split_times_the_audio_by_its_duration(make_corpus, shift_ms: flo
     assert len(utts) == 5
     assert timing["audio_s"] == pytest.approx(sum(durations), abs=1e-3)
     assert timing["rtf"] == pytest.approx(timing["decode_s"] / timing["audio_s"])
+
+
+def _closed_set_runs(monkeypatch, tmp_path: Path, scores: dict[str, list[float]]):
+    """The YES/NO corpus of ``_yes_no_corpus`` with one run whose candidate log-likelihoods
+    (NO, YES) are ``scores``."""
+    _rows, runs, _ = _yes_no_corpus(tmp_path, monkeypatch)
+    refs = {r["id"]: r["text"] for r in _rows}
+
+    def fake_scores(dec, split, data_cfg, names):
+        assert names == ["NO", "YES"]
+        return {k: np.array(v) for k, v in scores.items()}, refs
+
+    monkeypatch.setattr(pseudo, "candidate_list", lambda spec, dec: (["NO", "YES"], np.ones(2)))
+    monkeypatch.setattr(pseudo, "candidate_scores", fake_scores)
+    return runs, refs
+
+
+def test_pseudo_label_candidates_balance_undoes_a_speakers_shared_confusion(
+    tmp_path, monkeypatch
+) -> None:
+    """Speaker s1's YES recordings all score as NO, less surely than s1's NO recordings: the
+    closed-set argmax (and any vote) keeps the confusion; balancing s1's posteriors to the prior
+    (equal shares) moves exactly those four to YES. s0 is right and stays right."""
+    log = np.log
+    scores = {}
+    for s in ("s0", "s1"):
+        for w in ("YES", "NO"):
+            for i in range(4):
+                p_no = {"YES": 0.1, "NO": 0.9}[w] if s == "s0" else {"YES": 0.6, "NO": 0.9}[w]
+                scores[f"{s}_{w}_{i}"] = [log(p_no + 0.01 * i), log(1 - p_no - 0.01 * i)]
+    runs, refs = _closed_set_runs(monkeypatch, tmp_path, scores)
+    out = tmp_path / "pl.jsonl"
+    plain = pseudo_label(runs, "unlab", out, candidates="train")
+    assert plain.closed_set_reference_wer == pytest.approx(25.0) == plain.reference_wer
+    assert (plain.candidates, plain.balanced, plain.model_vote_reference_wer) == (2, False, None)
+    s = pseudo_label(runs, "unlab", out, candidates="train", balance=True)
+    assert s.reference_wer == 0.0 and s.closed_set_reference_wer == pytest.approx(25.0)
+    written = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert all(written[k]["text"] == v for k, v in refs.items()) and len(written) == 16
+    assert all(0.5 < w["pl_agreement"] <= 1.0 for w in written.values())  # the label's posterior
+    with pytest.raises(ConfigError, match="balance needs candidates"):
+        pseudo_label(runs, "unlab", out, balance=True)
+
+
+def test_pseudo_label_candidates_neighbours_average_posteriors(tmp_path, monkeypatch) -> None:
+    """Recording 1 of every word is scored as the other word: averaging each recording's
+    posteriors with its 3 nearest of the same speaker (DTW of features) outvotes it."""
+    scores = {
+        f"{s}_{w}_{i}": ([0.0, -3.0] if (w == "NO") != (i == 1) else [-3.0, 0.0])
+        for s in ("s0", "s1")
+        for w in ("YES", "NO")
+        for i in range(4)
+    }
+    runs, _ = _closed_set_runs(monkeypatch, tmp_path, scores)
+    s = pseudo_label(runs, "unlab", tmp_path / "pl.jsonl", candidates="train", neighbours=3)
+    assert s.closed_set_reference_wer == pytest.approx(25.0)
+    assert s.reference_wer == 0.0 and s.changed_by_neighbours == 4
+
+
+def test_candidate_list_from_the_training_transcripts_or_a_file(make_corpus, tmp_path) -> None:
+    from semiasr.tasks.pseudo import candidate_list
+
+    root = make_corpus({"source_train": 12})
+    cfg = DataConfig(root=str(root), train=["source_train"])
+    texts = corpus_texts(cfg, cfg.train)
+    dec = SimpleNamespace(cfg=SimpleNamespace(data=cfg), tokenizer=build_tokenizer(cfg, texts))
+    names, prior = candidate_list("train", dec)
+    assert names == sorted(set(texts)) and prior.sum() == len(texts)
+    assert prior.tolist() == [texts.count(n) for n in names]
+    f = tmp_path / "cands.txt"
+    a, b = names[0], names[1]  # extra spaces normalise away, as the tokenizer normalises
+    f.write_text(f"  {a} \n\n{a.replace(' ', '  ')}\n{b}\n")
+    assert candidate_list(str(f), dec)[0] == [a, b]
+    assert candidate_list(str(f), dec)[1].tolist() == [2.0, 1.0]
+    f.write_text("\n \n")
+    with pytest.raises(ConfigError, match="no candidate"):
+        candidate_list(str(f), dec)
+    with pytest.raises(ConfigError, match="neither"):
+        candidate_list(str(tmp_path / "missing.txt"), dec)
+
+
+@pytest.mark.parametrize("kind", ["transducer", "ctc"])
+def test_candidate_scores_are_the_models_sequence_log_likelihoods(make_corpus, kind: str) -> None:
+    """candidate_scores against the loss of the full lattice: torch's ctc_loss for CTC, our
+    rnnt_loss of the joiner's materialised logits for the transducer."""
+    import torch
+
+    from semiasr.functional import rnnt_loss
+    from semiasr.models import ModelConfig, build_model
+    from semiasr.tasks.evaluate import Decoder
+    from semiasr.tasks.pseudo import candidate_scores
+
+    root = make_corpus({"source_train": 4})
+    cfg = DataConfig(root=str(root), train=["source_train"])
+    tok = build_tokenizer(cfg, corpus_texts(cfg, cfg.train))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind=kind, preset="xs"), tok.vocab_size).eval()
+    run_cfg = SimpleNamespace(data=cfg, base_run=None)
+    dec = Decoder(model, tok, run_cfg, None, torch.device("cpu"), root)
+    names = sorted(set(corpus_texts(cfg, cfg.train)))[:3]
+    scores, refs = candidate_scores(dec, "source_train", cfg, names)
+    assert len(scores) == 4 and set(refs) == set(scores)
+    loader = build_dataloader(cfg, ["source_train"], tok, train=False, labels=False)
+    checked = 0
+    with torch.no_grad():
+        for b in loader:
+            x = b.features
+            for c, name in enumerate(names):
+                ids = tok.encode(name)
+                y = torch.tensor([ids] * len(b))
+                yl = torch.full((len(b),), len(ids))
+                out = model(x, b.feature_lengths, y, yl)
+                if kind == "ctc":
+                    ref = torch.nn.functional.ctc_loss(
+                        out.log_probs.transpose(0, 1), y, out.lengths, yl, reduction="none"
+                    )
+                else:
+                    ref = rnnt_loss(out.logits, y, out.lengths, yl, blank=0, reduction="none")
+                for i, cid in enumerate(b.cut_ids):
+                    assert scores[cid][c] == pytest.approx(-float(ref[i]), rel=1e-5, abs=1e-4)
+                    checked += 1
+    assert checked == 4 * len(names) and len(names) >= 2

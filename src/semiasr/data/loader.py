@@ -524,6 +524,16 @@ class Loader:
             "seed": self.seed,
             "world_size": self.world_size,
             "fingerprint": self.table.fingerprint(),
+            "plan": self._plan_settings(),
+        }
+
+    def _plan_settings(self) -> dict[str, Any]:
+        """The batching settings the epoch's plan is made from (besides seed, epoch and ranks)."""
+        b = self.cfg.batching
+        return {
+            "max_duration": float(b.max_duration),
+            "num_buckets": int(b.num_buckets),
+            "shuffle": bool(self.train and b.shuffle),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -534,6 +544,17 @@ class Loader:
             )
         if int(state.get("seed", self.seed)) != self.seed:
             raise ConfigError(f"loader state has seed {state['seed']}, this loader {self.seed}")
+        saved, now = state.get("plan"), self._plan_settings()
+        if saved is not None and saved != now:
+            changed = ", ".join(
+                f"{k} {saved.get(k)!r} → {v!r}" for k, v in now.items() if saved.get(k) != v
+            )
+            log.warning(
+                "resuming with other batching settings (%s): this epoch's batches are planned "
+                "anew, so the rest of it may repeat or skip some utterances; exact from the next "
+                "epoch on",
+                changed,
+            )
         self.epoch, self._plan = int(state["epoch"]), None
         position = int(state["position"])
         old_ws = int(state.get("world_size", self.world_size))

@@ -126,6 +126,27 @@ def test_data_domains_beyond_source_and_target(make_corpus) -> None:
     assert {v for c, v in both.items() if c.startswith("clean")} == {2}
 
 
+def test_data_resume_with_other_batching_warns(make_corpus, caplog) -> None:
+    """The saved position counts batches of the saved plan: with another max_duration it points
+    elsewhere, so resuming says which settings changed (same settings: no warning)."""
+    cfg = _cfg(make_corpus())
+    first = build_dataloader(cfg, ["source_train"], None, train=True, seed=7, labels=False)
+    first.set_epoch(1)
+    next(iter(first))
+    state = json.loads(json.dumps(first.state_dict()))
+    with caplog.at_level(logging.WARNING, logger="semiasr"):
+        build_dataloader(
+            cfg, ["source_train"], None, train=True, seed=7, labels=False
+        ).load_state_dict(state)
+    assert "batching settings" not in caplog.text
+    other = replace(cfg, batching=BatchingConfig(max_duration=2.0, num_buckets=3))
+    with caplog.at_level(logging.WARNING, logger="semiasr"):
+        build_dataloader(
+            other, ["source_train"], None, train=True, seed=7, labels=False
+        ).load_state_dict(state)
+    assert "other batching settings (max_duration 4.0 → 2.0)" in caplog.text
+
+
 @pytest.mark.parametrize("stop", [0, 2, 5])
 def test_data_resume_mid_epoch(make_corpus, stop: int) -> None:
     cfg = _cfg(make_corpus())

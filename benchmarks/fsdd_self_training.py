@@ -245,6 +245,14 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     teachers = {h: [(b, "averaged") for b in args.runs] for h in "AB"}
+    candidates = args.candidates
+    if candidates == "train":  # the base run's transcripts: later teachers also trained on labels
+        from semiasr.data.loader import corpus_texts
+
+        base_cfg = load_config(args.runs[0] / "config.yaml")
+        texts = corpus_texts(base_cfg.data, list(base_cfg.data.train))
+        candidates = str((args.out / "candidates.txt").resolve())
+        Path(candidates).write_text("".join(t + "\n" for t in texts), encoding="utf-8")
     for r in range(1, args.rounds + 1):
         labels, pl_info = {}, {}
         for h in "AB":
@@ -256,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
                 pl,
                 checkpoint=ckpts.pop(),
                 neighbours=args.neighbours,
-                candidates=args.candidates,
+                candidates=candidates,
                 balance=args.balance,
             )
             labels[h] = pl

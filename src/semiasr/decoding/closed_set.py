@@ -27,15 +27,19 @@ phrase frequencies follow the prior. Pure NumPy (float64), no model.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 __all__ = ["balance", "candidate_posteriors", "smooth_over_neighbours"]
 
+log = logging.getLogger(__name__)
+
 
 def candidate_posteriors(log_likelihoods: np.ndarray) -> np.ndarray:
-    """(N, C) log P(y_c | x_n) → (N, C) posteriors over the candidates (rows sum to 1). A row whose
-    every candidate is impossible (all −inf) becomes uniform."""
-    ll = np.asarray(log_likelihoods, dtype=np.float64)
+    """(N, C) log P(y_c | x_n) → (N, C) posteriors over the candidates (rows sum to 1). NaN counts
+    as impossible (−inf); a row whose every candidate is impossible becomes uniform."""
+    ll = np.nan_to_num(np.asarray(log_likelihoods, dtype=np.float64), nan=-np.inf)  # NaN: none
     if ll.ndim != 2 or ll.shape[1] == 0:
         raise ValueError(f"log_likelihoods must be (N, C) with C >= 1, got {ll.shape}")
     top = ll.max(axis=1, keepdims=True)
@@ -92,5 +96,12 @@ def balance(
         x /= np.where(rows > 0, rows, 1.0)
         if np.abs(x.sum(axis=0) - live).max() <= tol * n:
             break
+    else:
+        log.warning(
+            "balance: %d Sinkhorn iterations left the candidates' totals up to %.3g from their "
+            "targets (posteriors with zeros where the targets need mass converge slowly)",
+            iters,
+            float(np.abs(x.sum(axis=0) - live).max()),
+        )
     x[stuck] = p[stuck]
     return x

@@ -115,7 +115,11 @@ class Transducer(nn.Module):
     def _nll(
         self, enc: EncoderOutput, pred: Tensor, tokens: Tensor, token_lengths: Tensor
     ) -> Tensor:
-        args = (tokens.int(), enc.lengths.int(), token_lengths.int())
+        """(B,) −log P(y | x); inf (zero gradient) for an utterance with no encoder frame (too
+        short for the front end), which the loss itself would refuse."""
+        empty = enc.lengths == 0
+        lengths = enc.lengths.clamp(min=1)  # scored on one padding frame, then set to inf
+        args = (tokens.int(), lengths.int(), token_lengths.int())
         if _plain_joiner(self.joiner):
             j = self.joiner
             nll = rnnt_joiner_loss(
@@ -130,7 +134,7 @@ class Transducer(nn.Module):
         else:
             logits = _work_dtype(self.joiner(enc.frames, pred))  # a float32 loss under autocast
             nll = semiring_rnnt_loss(logits, *args, blank=self.blank, reduction="none")
-        return nll
+        return torch.where(empty, torch.full_like(nll, float("inf")), nll) if empty.any() else nll
 
     @torch.no_grad()
     def decode(

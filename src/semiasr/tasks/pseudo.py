@@ -82,6 +82,8 @@ class PseudoLabelSummary:
     candidates: int = 0
     balanced: bool = False
     closed_set_reference_wer: float | None = None
+    changed_by_balance: int = 0
+    balanced_speakers: int = 0  # speaker groups large enough to balance
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -396,28 +398,42 @@ def _closed_set_labels(
     if not decoded:
         raise DataError(f"no utterance of {split} was decoded", item=split)
     refs = {c.id: refs[c.id] for c in decoded}
-    post = {
-        c.id: np.mean([candidate_posteriors(r[c.id][None])[0] for r in per_run], axis=0)
-        for c in decoded
-    }
+    # each utterance's posteriors averaged over the runs that can score it (some candidate
+    # possible); one no run can score (too short for every candidate) gets no label
+    post: dict[str, np.ndarray] = {}
+    for c in decoded:
+        rows = [r[c.id] for r in per_run if np.isfinite(r[c.id]).any()]
+        if rows:
+            post[c.id] = candidate_posteriors(np.stack(rows)).mean(axis=0)
+    scorable = [c for c in decoded if c.id in post]
     argmax = {k: names[int(np.argmax(p))] for k, p in post.items()}
     first = copy.copy(decoders[0].cfg.data)
     first.root = root
     groups = (
-        speaker_distances(decoders[0], split, first, decoded)
+        speaker_distances(decoders[0], split, first, scorable)
         if neighbours
-        else [(spk, [c.id for c in g], None) for spk, g in sorted(_speaker_groups(decoded).items())]
+        else [
+            (spk, [c.id for c in g], None) for spk, g in sorted(_speaker_groups(scorable).items())
+        ]
     )
+    smoothed = dict(argmax)
+    balanced_groups = 0
     for speaker, ids, dist in groups:
         p = np.stack([post[i] for i in ids])
         if dist is not None:
             p = smooth_over_neighbours(p, dist, neighbours)
-        if balance:
+            smoothed.update((i, names[int(np.argmax(row))]) for i, row in zip(ids, p))
+        # the marginals of a group smaller than the candidates it must cover would override its
+        # audio (one utterance: the label becomes the prior's mode), so such groups keep theirs
+        if balance and len(ids) >= int((prior > 0).sum()):
             p = balance_to_prior(p, prior)
+            balanced_groups += 1
         post.update(zip(ids, p))
         log.info("closed-set labels, speaker %r: %d utterances", speaker, len(ids))
-    labels = {k: names[int(np.argmax(p))] for k, p in post.items()}
-    shares = {k: float(np.max(p)) for k, p in post.items()}
+    labels = {c.id: "" for c in decoded}  # unscorable: dropped as empty
+    labels.update((k, names[int(np.argmax(p))]) for k, p in post.items())
+    shares = {c.id: 0.0 for c in decoded}
+    shares.update((k, float(np.max(p))) for k, p in post.items())
     per_run_wer = [
         _reference_wer(refs, {k: names[int(np.argmax(v))] for k, v in r.items()}) for r in per_run
     ]
@@ -426,7 +442,9 @@ def _closed_set_labels(
         decode_s=decode_s,
         per_run_reference_wer=[w for w in per_run_wer if w is not None],
         neighbours=neighbours,
-        changed_by_neighbours=sum(labels[k] != argmax[k] for k in labels) if neighbours else 0,
+        changed_by_neighbours=sum(smoothed[k] != argmax[k] for k in argmax),
+        changed_by_balance=sum(labels[k] != smoothed[k] for k in argmax),
+        balanced_speakers=balanced_groups,
         candidates=len(names),
         balanced=balance,
         closed_set_reference_wer=_reference_wer(refs, argmax),

@@ -405,3 +405,35 @@ def test_candidate_scores_are_the_models_sequence_log_likelihoods(make_corpus, k
                     assert scores[cid][c] == pytest.approx(-float(ref[i]), rel=1e-5, abs=1e-4)
                     checked += 1
     assert checked == 4 * len(names) and len(names) >= 2
+
+
+def test_pseudo_label_candidates_counts_small_speakers_and_unscorable_utterances(
+    tmp_path, monkeypatch
+) -> None:
+    """The shared-confusion scores of the balance test, plus: s0_YES_0 moved to a speaker of its
+    own (a group smaller than the candidates is not balanced, with or without neighbours: the
+    prior would decide its label), and s0_NO_0 unscorable by the run (every candidate −inf: no
+    label, counted as empty, left out of its speaker's balance)."""
+    log = np.log
+    scores = {}
+    for s in ("s0", "s1"):
+        for w in ("YES", "NO"):
+            for i in range(4):
+                p_no = {"YES": 0.1, "NO": 0.9}[w] if s == "s0" else {"YES": 0.6, "NO": 0.9}[w]
+                scores[f"{s}_{w}_{i}"] = [log(p_no + 0.01 * i), log(1 - p_no - 0.01 * i)]
+    scores["s0_NO_0"] = [-np.inf, -np.inf]
+    runs, refs = _closed_set_runs(monkeypatch, tmp_path, scores)
+    root = tmp_path / "corpus"
+    lines = [json.loads(x) for x in (root / "unlab.jsonl").read_text().splitlines()]
+    for r in lines:
+        if r["id"] == "s0_YES_0":
+            r["speaker"] = "alone"
+    (root / "unlab.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    out = tmp_path / "pl.jsonl"
+    for k in (0, 1):
+        s = pseudo_label(runs, "unlab", out, candidates="train", balance=True, neighbours=k)
+        written = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+        assert written["s0_YES_0"]["text"] == "YES"  # its own posterior, not the prior's
+        assert "s0_NO_0" not in written and (s.written, s.dropped_empty) == (15, 1)
+        assert s.balanced_speakers == 2 and s.changed_by_balance == 4
+        assert s.reference_wer == pytest.approx(100 / 16)  # the unscorable one only

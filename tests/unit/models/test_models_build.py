@@ -124,3 +124,22 @@ def test_an_utterance_too_short_for_the_front_end_decodes_to_nothing_alone_or_ba
     alone = model.transcribe(torch.randn(2, 5, 80), torch.tensor([5, 4]), method=method)
     mixed = model.transcribe(torch.randn(2, 30, 80), torch.tensor([5, 30]), method=method)
     assert alone == [[], []] and mixed[0] == []
+
+
+@pytest.mark.parametrize("kind", ["transducer", "ctc"])
+def test_sequence_log_likelihood_of_an_utterance_without_frames_is_minus_inf(kind: str) -> None:
+    """Too short for the front end: −inf (the RNN-T loss refused a length of 0 and stopped the
+    whole batch); the other utterance of the batch is scored as it is alone."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind=kind, preset="xs"), vocab_size=10).eval()
+    x = torch.randn(2, 30, 80)
+    tokens, token_lengths = torch.tensor([[3, 4], [3, 4]]), torch.tensor([2, 2])
+    with torch.no_grad():
+        both = model.sequence_log_likelihood(
+            model.encode(x, torch.tensor([5, 30])), tokens, token_lengths
+        )
+        alone = model.sequence_log_likelihood(
+            model.encode(x[1:], torch.tensor([30])), tokens[1:], token_lengths[1:]
+        )
+    assert both[0] == -float("inf") and torch.isfinite(both[1])
+    torch.testing.assert_close(both[1:], alone, rtol=1e-5, atol=1e-5)

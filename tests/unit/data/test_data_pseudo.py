@@ -300,19 +300,25 @@ def _closed_set_runs(monkeypatch, tmp_path: Path, scores: dict[str, list[float]]
     return runs, refs
 
 
+def _shared_confusion_scores() -> dict[str, list[float]]:
+    """Log-likelihoods (NO, YES): s0 is heard right; every one of s1's recordings is heard as NO,
+    its YES recordings less surely (0.6) than its NO recordings (0.9)."""
+    scores = {}
+    for s in ("s0", "s1"):
+        for w in ("YES", "NO"):
+            for i in range(4):
+                p_no = {"YES": 0.1, "NO": 0.9}[w] if s == "s0" else {"YES": 0.6, "NO": 0.9}[w]
+                scores[f"{s}_{w}_{i}"] = [np.log(p_no + 0.01 * i), np.log(1 - p_no - 0.01 * i)]
+    return scores
+
+
 def test_pseudo_label_candidates_balance_undoes_a_speakers_shared_confusion(
     tmp_path, monkeypatch
 ) -> None:
     """Speaker s1's YES recordings all score as NO, less surely than s1's NO recordings: the
     closed-set argmax (and any vote) keeps the confusion; balancing s1's posteriors to the prior
     (equal shares) moves exactly those four to YES. s0 is right and stays right."""
-    log = np.log
-    scores = {}
-    for s in ("s0", "s1"):
-        for w in ("YES", "NO"):
-            for i in range(4):
-                p_no = {"YES": 0.1, "NO": 0.9}[w] if s == "s0" else {"YES": 0.6, "NO": 0.9}[w]
-                scores[f"{s}_{w}_{i}"] = [log(p_no + 0.01 * i), log(1 - p_no - 0.01 * i)]
+    scores = _shared_confusion_scores()
     runs, refs = _closed_set_runs(monkeypatch, tmp_path, scores)
     out = tmp_path / "pl.jsonl"
     plain = pseudo_label(runs, "unlab", out, candidates="train")
@@ -414,15 +420,9 @@ def test_pseudo_label_candidates_counts_small_speakers_and_unscorable_utterances
     own (a group smaller than the candidates is not balanced, with or without neighbours: the
     prior would decide its label), and s0_NO_0 unscorable by the run (every candidate −inf: no
     label, counted as empty, left out of its speaker's balance)."""
-    log = np.log
-    scores = {}
-    for s in ("s0", "s1"):
-        for w in ("YES", "NO"):
-            for i in range(4):
-                p_no = {"YES": 0.1, "NO": 0.9}[w] if s == "s0" else {"YES": 0.6, "NO": 0.9}[w]
-                scores[f"{s}_{w}_{i}"] = [log(p_no + 0.01 * i), log(1 - p_no - 0.01 * i)]
+    scores = _shared_confusion_scores()
     scores["s0_NO_0"] = [-np.inf, -np.inf]
-    runs, refs = _closed_set_runs(monkeypatch, tmp_path, scores)
+    runs, _ = _closed_set_runs(monkeypatch, tmp_path, scores)
     root = tmp_path / "corpus"
     lines = [json.loads(x) for x in (root / "unlab.jsonl").read_text().splitlines()]
     for r in lines:

@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
                 if s.model_vote_reference_wer is not None
                 else s.closed_set_reference_wer,
                 "changed_by_neighbours": s.changed_by_neighbours,
+                "changed_by_balance": s.changed_by_balance,
                 "closed_set_wer": s.closed_set_reference_wer,
             }
             print(

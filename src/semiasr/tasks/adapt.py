@@ -27,6 +27,7 @@ from semiasr.tasks.common import (
     load_stats,
     load_tokenizer,
     save_stats,
+    training_data_config,
 )
 from semiasr.tasks.evaluate import checkpoint_of
 from semiasr.tasks.train import fit, open_run
@@ -102,7 +103,12 @@ def adapt(
     if cfg.adapt.method == "mda":
         objective = DomainRoutedObjective(objective)
     loader = build_dataloader(
-        cfg.data, list(cfg.data.train), tokenizer, train=True, seed=cfg.seed, feature_stats=stats
+        training_data_config(cfg, run.logger()),
+        list(cfg.data.train),
+        tokenizer,
+        train=True,
+        seed=cfg.seed,
+        feature_stats=stats,
     )
     # a base trained with per-utterance statistics has none; adapting with global or per-speaker
     # normalisation then uses (and saves) those of the adaptation data

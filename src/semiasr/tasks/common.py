@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -78,3 +80,33 @@ def save_stats(run_path: Path, stats: GlobalStats | None) -> None:
 def load_stats(run_path: Path) -> GlobalStats | None:
     path = run_path / STATS_FILE
     return GlobalStats.from_dict(json.loads(path.read_text())) if path.is_file() else None
+
+
+def training_data_config(cfg: Any, log: logging.Logger | None = None) -> Any:
+    """``cfg.data``, with ``min_utt_duration`` raised (in a copy) to what the model's front end needs
+    for one encoder frame, after the fastest speed perturbation: a shorter training utterance has
+    no alignment (its loss is inf and the update would be skipped), so the loader refuses it by
+    name (or skips it under ``data.skip_bad``) instead."""
+    from semiasr.models.config import resolve_model_config
+    from semiasr.nn import min_input_frames
+
+    data = cfg.data
+    feats, aug = data.features, data.augment
+    frames = min_input_frames(resolve_model_config(cfg.model).subsampling)
+    seconds = (float(feats.frame_length_ms) + (frames - 1) * float(feats.frame_shift_ms)) / 1000
+    if aug.speed_perturb and aug.speed_factors:
+        seconds *= max(1.0, *map(float, aug.speed_factors))
+    seconds = round(seconds + 0.001, 4)  # a millisecond of slack for rounded manifest durations
+    if float(data.min_utt_duration) >= seconds:
+        return data
+    if log is not None:
+        log.info(
+            "training utterances must last at least %.3f s (%d feature frames for the front end's "
+            "%dx subsampling%s): data.min_utt_duration %.3f -> %.3f",
+            seconds, frames, resolve_model_config(cfg.model).subsampling,
+            ", after speed perturbation" if aug.speed_perturb else "",
+            float(data.min_utt_duration), seconds,
+        )  # fmt: skip
+    out = copy.deepcopy(data)
+    out.min_utt_duration = seconds
+    return out

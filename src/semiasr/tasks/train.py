@@ -24,6 +24,7 @@ from semiasr.tasks.common import (
     save_stats,
     save_tokenizer,
     tokenizer_for_run,
+    training_data_config,
 )
 from semiasr.train import FitSummary, Trainer, set_seed
 
@@ -74,7 +75,7 @@ def train(
     run = open_run(cfg, mode)
     tokenizer = tokenizer_for_run(cfg, run.path, corpus_texts(cfg.data, list(cfg.data.train)))
     train_loader = build_dataloader(
-        cfg.data,
+        training_data_config(cfg, run.logger() if rank == 0 else None),
         list(cfg.data.train),
         tokenizer,
         train=True,

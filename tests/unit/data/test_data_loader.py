@@ -441,3 +441,34 @@ def test_data_loader_vtlp_is_seeded_and_training_only(make_corpus) -> None:
         return float((e * bins).sum() / e.sum())
 
     assert centroid(warped) > centroid(plain) + 1.0
+
+
+def test_training_loaders_refuse_utterances_too_short_for_the_front_end(make_corpus) -> None:
+    """Below 7 feature frames (4x) or 15 (8x), after the fastest speed factor, an utterance has no
+    encoder frame and no alignment: training refuses it by name instead of skipping updates."""
+    from types import SimpleNamespace
+
+    from semiasr.models import ModelConfig
+    from semiasr.tasks.common import training_data_config
+
+    cfg = _cfg(make_corpus({"source_train": 4}))
+    plain = replace(cfg, augment=AugmentConfig())
+
+    def minimum(data: DataConfig, factor: int = 4) -> float:
+        run = SimpleNamespace(model=ModelConfig(subsampling=factor), data=data)
+        return training_data_config(run).min_utt_duration
+
+    assert minimum(plain) == pytest.approx(0.086)  # 25 ms + 6 × 10 ms, plus 1 ms of slack
+    assert minimum(plain, 8) == pytest.approx(0.166)
+    fast = replace(plain, augment=AugmentConfig(speed_perturb=True, speed_factors=[0.9, 1.2]))
+    assert minimum(fast) == pytest.approx(0.085 * 1.2 + 0.001)
+    long = replace(plain, min_utt_duration=0.5)
+    run = SimpleNamespace(model=ModelConfig(), data=long)
+    assert training_data_config(run) is long  # already enough: untouched
+    root = make_corpus({"source_train": 2})
+    rows = [json.loads(x) for x in (root / "source_train.jsonl").read_text().splitlines()]
+    rows[1]["duration"] = 0.06
+    (root / "source_train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    short = SimpleNamespace(model=ModelConfig(), data=replace(plain, root=str(root)))
+    with pytest.raises(DataError, match=r"source_train_001: duration 0\.060 s is below 0\.086"):
+        build_dataloader(training_data_config(short), ["source_train"], None, train=True)

@@ -134,7 +134,7 @@ class Transducer(nn.Module):
         else:
             logits = _work_dtype(self.joiner(enc.frames, pred))  # a float32 loss under autocast
             nll = semiring_rnnt_loss(logits, *args, blank=self.blank, reduction="none")
-        return torch.where(empty, torch.full_like(nll, float("inf")), nll) if empty.any() else nll
+        return torch.where(empty, torch.full_like(nll, float("inf")), nll)  # no host sync
 
     @torch.no_grad()
     def decode(

@@ -92,7 +92,8 @@ def training_data_config(cfg: Any, log: logging.Logger | None = None) -> Any:
 
     data = cfg.data
     feats, aug = data.features, data.augment
-    frames = min_input_frames(resolve_model_config(cfg.model).subsampling)
+    factor = resolve_model_config(cfg.model).subsampling
+    frames = min_input_frames(factor)
     seconds = (float(feats.frame_length_ms) + (frames - 1) * float(feats.frame_shift_ms)) / 1000
     if aug.speed_perturb and aug.speed_factors:
         seconds *= max(1.0, *map(float, aug.speed_factors))
@@ -103,7 +104,7 @@ def training_data_config(cfg: Any, log: logging.Logger | None = None) -> Any:
         log.info(
             "training utterances must last at least %.3f s (%d feature frames for the front end's "
             "%dx subsampling%s): data.min_utt_duration %.3f -> %.3f",
-            seconds, frames, resolve_model_config(cfg.model).subsampling,
+            seconds, frames, factor,
             ", after speed perturbation" if aug.speed_perturb else "",
             float(data.min_utt_duration), seconds,
         )  # fmt: skip

@@ -138,6 +138,21 @@ def load_trained(
     return Decoder(model, tokenizer, cfg, load_stats(run_path), dev, path)
 
 
+def split_loader(decoder: Decoder, split: str, data_cfg: Any | None = None) -> Any:
+    """An evaluation loader over ``split`` of ``data_cfg`` (default: the run's) with the features
+    ``decoder``'s model reads (its normalisation statistics); transcripts are kept as text only
+    (they may hold symbols training never saw)."""
+    return build_dataloader(
+        data_cfg if data_cfg is not None else decoder.cfg.data,
+        [split],
+        decoder.tokenizer,
+        train=False,
+        seed=0,
+        labels=False,
+        feature_stats=decoder.stats,
+    )
+
+
 def decode_split(
     decoder: Decoder,
     split: str,
@@ -148,16 +163,7 @@ def decode_split(
 ) -> tuple[list[Utterance], dict[str, float]]:
     """Decode one split of ``data_cfg`` (default: the run's); returns utterances and timing:
     audio seconds, decode seconds, real-time factor (decode time / audio time)."""
-    cfg = data_cfg if data_cfg is not None else decoder.cfg.data
-    loader = build_dataloader(  # references only: they may hold symbols training never saw
-        cfg,
-        [split],
-        decoder.tokenizer,
-        train=False,
-        seed=0,
-        labels=False,
-        feature_stats=decoder.stats,
-    )
+    loader = split_loader(decoder, split, data_cfg)
     table = loader.table
     domain_of = {i: str((c.custom or {}).get("domain", "")) for i, c in zip(table.ids, table.cuts)}
     duration_of = dict(zip(table.ids, table.durations))  # the audio's seconds, whatever the frames

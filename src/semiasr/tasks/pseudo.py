@@ -40,14 +40,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from semiasr.data.loader import build_dataloader, corpus_texts
+from semiasr.data.loader import corpus_texts
 from semiasr.data.manifest import load_split, write_jsonl
 from semiasr.decoding.closed_set import balance as balance_to_prior
 from semiasr.decoding.closed_set import candidate_posteriors, smooth_over_neighbours
 from semiasr.decoding.neighbours import MAX_DTW_CELLS, dtw_distances, frame_pairs, neighbour_vote
 from semiasr.errors import ConfigError, DataError
 from semiasr.eval.wer import wer
-from semiasr.tasks.evaluate import decode_split, load_trained, routed
+from semiasr.tasks.evaluate import decode_split, load_trained, routed, split_loader
 
 __all__ = ["PseudoLabelSummary", "pseudo_label", "vote"]
 
@@ -161,9 +161,7 @@ def pseudo_label(
     decode_s = 0.0
     for dec in decoders:
         # each run with its own features and normalisation, on the first run's corpus
-        data_cfg = copy.copy(dec.cfg.data)
-        data_cfg.root = root
-        utts, timing = decode_split(dec, split, data_cfg, method=method, beam=beam)
+        utts, timing = decode_split(dec, split, _data_on(dec, root), method=method, beam=beam)
         per_run.append({u.id: u.hyp for u in utts})
         refs = {u.id: u.ref for u in utts}
         decode_s += timing["decode_s"]
@@ -178,8 +176,7 @@ def pseudo_label(
     model_vote_wer = _reference_wer(refs, labels)
     changed = 0
     if neighbours:
-        first = copy.copy(decoders[0].cfg.data)
-        first.root = root
+        first = _data_on(decoders[0], root)
         new, nb_shares = neighbour_labels(decoders[0], split, first, decoded, labels, neighbours)
         changed = sum(new[k] != labels[k] for k in labels)
         labels = new
@@ -262,6 +259,13 @@ def _label_cuts(
     return kept, agreements, dropped_empty, dropped_agreement
 
 
+def _data_on(decoder: Any, root: str) -> Any:
+    """The decoder's own data settings (features, normalisation) on the corpus at ``root``."""
+    data_cfg = copy.copy(decoder.cfg.data)
+    data_cfg.root = root
+    return data_cfg
+
+
 def _speaker_groups(cuts: list[Any]) -> dict[str, list[Any]]:
     """Cuts by their supervision's speaker ("" for none: those form one group)."""
     groups: dict[str, list[Any]] = collections.defaultdict(list)
@@ -276,10 +280,7 @@ def speaker_distances(
     """(speaker, cut ids, (n, n) DTW distances) for each speaker group of ``cuts`` with at least
     two cuts the loader reads (cuts with no speaker form one group), on the features ``decoder``
     reads, normalised as it normalises them."""
-    loader = build_dataloader(
-        data_cfg, [split], decoder.tokenizer, train=False, seed=0, labels=False,
-        feature_stats=decoder.stats,
-    )  # fmt: skip
+    loader = split_loader(decoder, split, data_cfg)
     feats: dict[str, np.ndarray] = {}
     for batch in loader:
         for i, cid in enumerate(batch.cut_ids):
@@ -343,10 +344,7 @@ def candidate_scores(
     """log P(y_c | x) of every candidate transcript (C,) for each utterance of ``split`` (summed
     over all alignments: the model's negative loss, ``sequence_log_likelihood``), and the
     utterances' own transcripts (for reports only)."""
-    loader = build_dataloader(
-        data_cfg, [split], decoder.tokenizer, train=False, seed=0, labels=False,
-        feature_stats=decoder.stats,
-    )  # fmt: skip
+    loader = split_loader(decoder, split, data_cfg)
     model = decoder.model
     tokens = [decoder.tokenizer.encode(c, item=f"candidate {c!r}") for c in candidates]
     scores: dict[str, np.ndarray] = {}
@@ -389,9 +387,7 @@ def _closed_set_labels(
     refs: dict[str, str] = {}
     started = time.perf_counter()
     for dec in decoders:
-        data_cfg = copy.copy(dec.cfg.data)
-        data_cfg.root = root
-        scores, refs = candidate_scores(dec, split, data_cfg, names)
+        scores, refs = candidate_scores(dec, split, _data_on(dec, root), names)
         per_run.append(scores)
     decode_s = time.perf_counter() - started
     decoded = [c for c in cuts if all(c.id in r for r in per_run)]
@@ -407,10 +403,8 @@ def _closed_set_labels(
             post[c.id] = candidate_posteriors(np.stack(rows)).mean(axis=0)
     scorable = [c for c in decoded if c.id in post]
     argmax = {k: names[int(np.argmax(p))] for k, p in post.items()}
-    first = copy.copy(decoders[0].cfg.data)
-    first.root = root
     groups = (
-        speaker_distances(decoders[0], split, first, scorable)
+        speaker_distances(decoders[0], split, _data_on(decoders[0], root), scorable)
         if neighbours
         else [
             (spk, [c.id for c in g], None) for spk, g in sorted(_speaker_groups(scorable).items())

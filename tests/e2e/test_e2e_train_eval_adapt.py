@@ -117,6 +117,26 @@ def test_train_resume_eval_decode_transcribe_adapt(workdir: Path) -> None:
     assert (adapted / "adaptation.pt").is_file()
     assert (adapted / "eval" / "target_test" / "report.json").is_file()
 
+    # a run with per-domain modules transcribes only with the files' domain named; the source
+    # domain's modules are the base model's (MDA leaves that domain unchanged)
+    semiasr("adapt", "runs/tiny", "train.max_steps=2", "--method", "mda", cwd=workdir)
+    missing = run("transcribe", "runs/tiny-mda", str(wav), "--checkpoint", "last", cwd=workdir)
+    assert missing.returncode == 2 and "--domain" in missing.stderr
+    texts = {
+        d: json.loads(
+            semiasr(
+                "transcribe", "runs/tiny-mda", str(wav), "--checkpoint", "last", "--domain", d,
+                "--method", "beam", cwd=workdir,
+            ).stdout.splitlines()[0]
+        )["text"]
+        for d in ("source", "target")
+    }  # fmt: skip
+    base = semiasr("transcribe", "runs/tiny", str(wav), "--checkpoint", "last", "--method", "beam",
+                   cwd=workdir).stdout  # fmt: skip
+    assert texts["source"] == json.loads(base.splitlines()[0])["text"]
+    wrong = run("transcribe", "runs/tiny", str(wav), "--domain", "target", cwd=workdir)
+    assert wrong.returncode == 2 and "mda" in wrong.stderr
+
     # pseudo labels voted by the two models, written as a manifest (an untrained model's
     # hypotheses are often empty: those are left out and counted)
     out = semiasr(

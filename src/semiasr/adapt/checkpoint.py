@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from semiasr.adapt.config import AdaptConfig
-from semiasr.adapt.lora import lora_layers
+from semiasr.adapt.lora import lora_layers, merge_lora, unmerge_lora
 from semiasr.adapt.names import adapt_state
 from semiasr.errors import CheckpointError
 from semiasr.rundir import atomic_write_bytes
@@ -168,23 +168,31 @@ def _check_config(path: str | Path, want: dict[str, Any], have: dict[str, Any]) 
 
 def load_adaptation(path: str | Path, model: nn.Module) -> nn.Module:
     """Load an adaptation checkpoint on top of ``model``: a base model (it is then set up with the
-    checkpoint's config) or one already set up with the same config. Returns ``model``."""
+    checkpoint's config) or one already set up with the same config. Returns ``model``. A base
+    model the checkpoint does not fit is refused before anything is added to it; LoRA branches
+    merged into their weights are unmerged for the load and merged again with the loaded ones."""
     from semiasr.adapt.prepare import prepare_adaptation
 
     payload = read_adaptation(path)
     config: dict[str, Any] = payload["config"]
     state = adapt_state(model)
-    if state.config is None:
-        _check_structure(path, payload["structure"], base_fingerprint(model)["structure"])
-        prepare_adaptation(model, **config)
-    else:
+    if state.config is not None:
         _check_config(path, config, state.config)
+    # the base's parameter names do not change when adaptation is added, so both checks can run
+    # on the model as it is, before it is touched
     _check_structure(path, payload["structure"], base_fingerprint(model)["structure"])
     _check_values(path, payload["values"], _base_state(model))
+    if state.config is None:
+        prepare_adaptation(model, **config)
+        _check_structure(path, payload["structure"], base_fingerprint(model)["structure"])
+    merged = unmerge_lora(model)  # a merged weight holds the old branch: reload, then re-merge
     try:
         result = model.load_state_dict(payload["tensors"], strict=False)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: the trained tensors do not fit the model: {e}") from e
+    finally:
+        if merged:
+            merge_lora(model)
     if result.unexpected_keys:
         raise CheckpointError(
             f"{path}: tensors the model does not have: {_few(list(result.unexpected_keys))}"

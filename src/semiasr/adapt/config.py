@@ -28,7 +28,7 @@ class AdaptConfig:
     # residual adapters (adapters, mda, hff+adapters)
     adapter_positions: list[str] = field(default_factory=lambda: ["output"])
     # more modules, relative to the encoder, with an adapter on their output (e.g. the front end,
-    # "subsampling": where channel and noise shifts enter)
+    # "subsampling": where channel and noise shifts enter); per-domain adapters under mda
     adapter_extra: list[str] = field(default_factory=list)
     bottleneck: int = 32
     adapter_act: str = "relu"

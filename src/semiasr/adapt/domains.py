@@ -97,7 +97,12 @@ class DomainRouter:
             for a in (*args, *kwargs.values())
             if isinstance(getattr(a, "domains", None), Tensor)
         ]
-        self.push(found[0] if found else None)
+        try:
+            checked = self.check(found[0]) if found else None
+        except Exception:
+            self._stack.append(None)  # release, called on errors too, pops it
+            raise
+        self._stack.append(checked)
 
     def release(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         """Forward hook of the root (always called, also on errors): undo ``capture``."""
@@ -149,30 +154,54 @@ class DomainRoutedObjective:
 
 
 def route_rows(
-    domains: Tensor | int, paths: dict[int, Callable[[Tensor], Tensor]], x: Tensor
+    domains: Tensor | int,
+    paths: dict[int, Callable[..., Tensor]],
+    x: Tensor,
+    *args: Any,
+    **kwargs: Any,
 ) -> Tensor:
-    """Row b of the result is paths[domains[b]](x[b]). Path 0, when present, runs on the whole
+    """Row b of the result is paths[domains[b]](x[b], …). Path 0, when present, runs on the whole
     batch (so its rows are exactly what the base model computes); every other path runs on its own
-    rows only. ``paths`` may lack a domain whose rows should stay ``x`` (identity)."""
+    rows only. ``paths`` may lack a domain whose rows should stay ``x`` (identity). ``args`` and
+    ``kwargs`` go to every path; a tensor among them whose first dimension is the batch's (a padding
+    or attention mask) is cut to the path's rows like ``x``."""
+
+    def run(d: int, rows: Tensor | None) -> Tensor:
+        if rows is None:
+            return paths[d](x, *args, **kwargs)
+        batch = x.shape[0]
+
+        def cut(a: Any) -> Any:
+            return a.index_select(0, rows) if _per_row(a, batch) else a
+
+        a_d = [cut(a) for a in args]
+        return paths[d](x.index_select(0, rows), *a_d, **{k: cut(v) for k, v in kwargs.items()})
+
     if isinstance(domains, int):
-        return paths[domains](x) if domains in paths else x
+        return run(domains, None) if domains in paths else x
     present = [int(d) for d in torch.unique(domains).tolist()]
     if len(present) == 1:
-        return paths[present[0]](x) if present[0] in paths else x
-    out = paths[0](x) if 0 in paths else x
+        return run(present[0], None) if present[0] in paths else x
+    out = run(0, None) if 0 in paths else x
     for d in present:
         if d == 0 and 0 in paths:
             continue
         rows = torch.nonzero(domains == d).squeeze(1)
-        x_d = x.index_select(0, rows)
-        out = out.index_copy(0, rows, paths[d](x_d) if d in paths else x_d)
+        out = out.index_copy(0, rows, run(d, rows) if d in paths else x.index_select(0, rows))
     return out
+
+
+def _per_row(a: Any, batch: int) -> bool:
+    """A tensor argument with one entry per row of the batch (its first dimension is the batch's;
+    a batch-independent tensor, like relative positional encodings, has first dimension 1)."""
+    return isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch
 
 
 class RoutedForward:
     """The replacement ``forward`` of a routed module: source rows through the module's own forward,
     rows of domain d through ``copies[str(d)]``. The module's first argument is the (B, T, D) input;
-    the other arguments, if any, must not depend on the batch."""
+    tensor arguments with a first dimension of B (masks) are cut to each domain's rows, the others
+    go to every domain as they are."""
 
     def __init__(self, base: Callable, copies: nn.ModuleDict, router: DomainRouter):
         self.base = base
@@ -181,10 +210,9 @@ class RoutedForward:
 
     def __call__(self, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         domains = self.router.current(x.shape[0])
-        paths = {0: lambda h: self.base(h, *args, **kwargs)}
-        for key, module in self.copies.items():
-            paths[int(key)] = lambda h, m=module: m(h, *args, **kwargs)
-        return route_rows(domains, paths, x)
+        paths: dict[int, Callable[..., Tensor]] = {0: self.base}
+        paths.update((int(key), module) for key, module in self.copies.items())
+        return route_rows(domains, paths, x, *args, **kwargs)
 
 
 def _has_adaptation(model: nn.Module, name: str) -> bool:

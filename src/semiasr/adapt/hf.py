@@ -39,23 +39,34 @@ class HFEncoder(nn.Module):
 
     layers_pattern = "model.encoder.layers.*"
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, layerdrop: float = 0.0):
         super().__init__()
         self.model = model
+        # LayerDrop skips whole layers in training mode; a skipped layer never runs the forward
+        # hooks that feature fusion and per-layer adapters rely on (fusion would see fewer than
+        # L layer outputs and stop). Off by default; the model's own value is replaced.
+        config = getattr(model, "config", None)
+        if config is not None and hasattr(config, "layerdrop"):
+            config.layerdrop = float(layerdrop)
+        for module in model.modules():  # some encoders copy it at construction (w2v-BERT)
+            if isinstance(getattr(module, "layerdrop", None), float):
+                module.layerdrop = float(layerdrop)
 
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | Path, *, local_files_only: bool = True, **kwargs: Any
     ) -> HFEncoder:
-        """Load with ``AutoModel.from_pretrained`` (a hub name or a local folder)."""
+        """Load with ``AutoModel.from_pretrained`` (a hub name or a local folder); ``layerdrop``
+        (keyword, default 0.0) replaces the model's LayerDrop, see ``__init__``."""
         transformers = _transformers()
+        layerdrop = float(kwargs.pop("layerdrop", 0.0))
         try:
             model = transformers.AutoModel.from_pretrained(
                 str(name_or_path), local_files_only=local_files_only, **kwargs
             )
         except OSError as e:
             raise CheckpointError(f"{name_or_path}: cannot load a transformers model ({e})") from e
-        return cls(model)
+        return cls(model, layerdrop=layerdrop)
 
     @property
     def layers(self) -> nn.ModuleList:

@@ -84,6 +84,11 @@ def _add_modules(model: nn.Module, cfg: AdaptConfig) -> list[str]:
         add_domain_adapters(
             model, layers, cfg.adapter_positions, cfg.bottleneck, cfg.num_domains, **adapter_opts
         )
+        for extra in cfg.adapter_extra:
+            add_domain_adapters(
+                model, join_name(cfg.encoder, extra), ("output",), cfg.bottleneck,
+                cfg.num_domains, **adapter_opts,
+            )  # fmt: skip
         return ["adapters", "domain_modules"]
     if cfg.method in ("hff", "hff+adapters"):
         add_feature_fusion(model, cfg.encoder, cfg.layers, cfg.fusion, cfg.fusion_group)

@@ -236,14 +236,19 @@ def register(app: typer.Typer) -> None:
         lm_order: LmOrder = 6,
         lm: LmPath = None,
         device: Device = "cpu",
+        domain: Annotated[
+            str | None,
+            typer.Option(help="The files' domain (name or id): needed by runs adapted with mda."),
+        ] = None,
     ) -> None:
         """Transcribe audio files; prints one JSON line per file (text, seconds, real-time factor)."""
         from semiasr.tasks.transcribe import transcribe_files
 
         fusion = {"lm_weight": lm_weight, "token_bonus": token_bonus, "lm_order": lm_order}
         recs = transcribe_files(
-            run, files, checkpoint, method, beam, lm_path=lm, device=device, **fusion
-        )
+            run, files, checkpoint, method, beam, lm_path=lm, device=device, domain=domain,
+            **fusion,
+        )  # fmt: skip
         for rec in recs:
             typer.echo(json.dumps(rec))
 

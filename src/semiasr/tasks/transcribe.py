@@ -12,9 +12,34 @@ import torch
 
 from semiasr.data.audio import normalize_level, read_audio
 from semiasr.data.features import NativeFbank
-from semiasr.data.loader import normalize_features
-from semiasr.errors import DataError
-from semiasr.tasks.evaluate import check_lm_options, load_trained, with_lm
+from semiasr.data.loader import domain_map, normalize_features
+from semiasr.errors import ConfigError, DataError
+from semiasr.tasks.evaluate import check_lm_options, load_trained, routed, with_lm
+
+
+def domain_id(cfg: Any, domain: str | None, run_dir: str | Path) -> int | None:
+    """The id of ``domain`` (a name of the run's domain map, or a number) for a run adapted with
+    per-domain modules (MDA), which cannot decode without one; None for the other runs, which
+    refuse a domain."""
+    mda = bool(cfg.base_run) and cfg.adapt.method == "mda"
+    dmap = domain_map(dict(cfg.data.domains), [])
+    if not mda:
+        if domain is not None:
+            raise ConfigError(
+                f"{run_dir}: --domain applies to runs adapted with per-domain modules (mda); "
+                f"this run's method is {cfg.adapt.method if cfg.base_run else 'none'}"
+            )
+        return None
+    if domain is None:
+        raise ConfigError(
+            f"{run_dir} has per-domain modules (adapted with mda): name the audio's domain "
+            f"with --domain, one of {dmap}"
+        )
+    if domain in dmap:
+        return dmap[domain]
+    if domain.isdigit() and int(domain) in dmap.values():
+        return int(domain)
+    raise ConfigError(f"{run_dir}: domain {domain!r} is not one of the run's domains {dmap}")
 
 
 @torch.no_grad()
@@ -29,14 +54,17 @@ def transcribe_files(
     lm_order: int = 6,
     lm_path: str | Path | None = None,
     device: str = "cpu",
+    domain: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One record per file: path, text, audio seconds, decode seconds, real-time factor, decoded on
     ``device`` ("cpu", "cuda", "cuda:N", "auto"). Beam search can fuse an n-gram LM (see
-    :func:`semiasr.tasks.evaluate.with_lm`)."""
+    :func:`semiasr.tasks.evaluate.with_lm`). A run adapted with per-domain modules (MDA) needs
+    ``domain``: the name (or id) of the files' domain, whose modules then decode them."""
     check_lm_options(method, lm_weight, token_bonus, lm_path)
     dec = with_lm(
         load_trained(run_dir, which, device=device), lm_weight, token_bonus, lm_order, lm_path
     )
+    did = domain_id(dec.cfg, domain, run_dir)
     fcfg = dec.cfg.data.features
     fbank = NativeFbank(fcfg)
     for f in files:
@@ -51,7 +79,9 @@ def transcribe_files(
         x = torch.from_numpy(feats)[None].to(dec.device)
         lengths = torch.tensor([feats.shape[0]], device=dec.device)
         extra = {"fusion": dec.fusion} if method == "beam" and dec.fusion is not None else {}
-        ids = dec.model.transcribe(x, lengths, method=method, beam=beam, **extra)
+        domains = torch.full((1,), did if did is not None else 0, device=dec.device)
+        with routed(dec.model, dec.cfg, domains):
+            ids = dec.model.transcribe(x, lengths, method=method, beam=beam, **extra)
         seconds = time.perf_counter() - t0
         audio_s = len(wave) / fcfg.sample_rate
         yield {

@@ -3,8 +3,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from semiasr.adapt import load_adaptation, merge_lora, prepare_adaptation, save_adaptation
+from semiasr.adapt import (
+    load_adaptation,
+    merge_lora,
+    prepare_adaptation,
+    save_adaptation,
+    unmerge_lora,
+)
 from semiasr.adapt.checkpoint import read_adaptation
+from semiasr.adapt.lora import lora_layers
+from semiasr.adapt.names import adapt_state
 from semiasr.errors import CheckpointError
 
 METHOD_OPTS = {
@@ -72,6 +80,10 @@ def test_checkpoint_refuses_a_base_with_other_weights(toy, feats, tmp_path) -> N
     other = toy(seed=1)
     with pytest.raises(CheckpointError, match=r"weights differ .*encoder\.proj_in\.weight"):
         load_adaptation(tmp_path / "a.pt", other)
+    # refused before anything is added: the model stays a plain base model, free to set up
+    assert all(p.requires_grad for p in other.parameters())
+    assert adapt_state(other).config is None and not hasattr(other, "adapters")
+    prepare_adaptation(other, "lora", lora_rank=2)
     tweaked = toy()
     with torch.no_grad():
         tweaked.encoder.layers[3].attn.v.bias[0] += 1e-6
@@ -107,6 +119,25 @@ def test_checkpoint_of_merged_lora_fingerprints_the_unmerged_base(toy, feats, tm
     save_adaptation(tmp_path / "a.pt", model)
     loaded = load_adaptation(tmp_path / "a.pt", toy())
     torch.testing.assert_close(_run(loaded, x, n), expected, rtol=0, atol=1e-10)
+
+
+def test_loading_onto_merged_lora_replaces_the_merged_branches(toy, feats, tmp_path) -> None:
+    """A model serving adaptation A merged takes adaptation B: B's function, merged again."""
+    x, n = feats()
+    outputs = {}
+    for seed in (1, 2):
+        model = prepare_adaptation(toy(), "lora", lora_rank=2)
+        torch.manual_seed(seed)
+        _train(model, feats, steps=seed)
+        save_adaptation(tmp_path / f"{seed}.pt", model)
+        outputs[seed] = _run(model.eval(), x, n)
+    serving = load_adaptation(tmp_path / "1.pt", toy()).eval()
+    assert merge_lora(serving) > 0
+    load_adaptation(tmp_path / "2.pt", serving)
+    assert all(linear.lora.merged for linear in lora_layers(serving).values())
+    torch.testing.assert_close(_run(serving, x, n), outputs[2], rtol=0, atol=1e-10)
+    unmerge_lora(serving)
+    torch.testing.assert_close(_run(serving, x, n), outputs[2], rtol=0, atol=1e-10)
 
 
 def test_checkpoint_errors(toy, tmp_path) -> None:

@@ -128,6 +128,38 @@ def test_domain_ids_come_from_a_batch_argument(toy, feats, randomize) -> None:
     torch.testing.assert_close(model(x, n, context=None, batch=batch), expected, rtol=0, atol=0)
 
 
+def test_a_refused_batch_leaves_the_enclosing_context_routing(toy, feats, randomize) -> None:
+    model, _ = mda_model(toy, randomize)
+    x, n = feats()
+    bad = SimpleNamespace(domains=torch.tensor([5, 0, 1]))
+    with domain_context(model, 1):
+        expected = model(x, n)
+        with pytest.raises(DataError, match="domain id 5 out of range"):
+            model(x, n, context=None, batch=bad)
+        torch.testing.assert_close(model(x, n), expected, rtol=0, atol=0)
+    with pytest.raises(SemiasrError, match="no domain ids"):  # and the context closed cleanly
+        model(x, n)
+
+
+def test_mda_gives_adapter_extra_modules_per_domain_adapters(toy, feats, randomize) -> None:
+    from semiasr.adapt import prepare_adaptation
+
+    model = prepare_adaptation(toy(), "mda", num_domains=3, bottleneck=3, adapter_extra=["proj_in"])
+    extra = [k for k in model.adapters if k.startswith("encoder-proj_in")]
+    assert extra, list(model.adapters)
+    base = toy()
+    x, n = feats()
+    randomize(model.adapters[extra[0]], seed=7, scale=0.2)
+    with domain_context(model, torch.tensor([0, 1, 2])):
+        out = model(x, n)
+    assert torch.equal(out[0], base(x, n)[0])  # the source domain's rows stay the base model's
+    with domain_context(model, 1):
+        model(x, n).sum().backward()
+    grads = {k: p.grad for k, p in model.adapters[extra[0]].named_parameters()}
+    assert any(g is not None and g.abs().sum() > 0 for k, g in grads.items() if ".1." in f".{k}.")
+    assert all(g is None or g.abs().sum() == 0 for k, g in grads.items() if ".2." in f".{k}.")
+
+
 def test_routing_errors(toy, feats, randomize) -> None:
     model, _ = mda_model(toy, randomize)
     x, n = feats()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -19,10 +20,9 @@ from semiasr.errors import CheckpointError  # noqa: E402
 pytestmark = pytest.mark.slow  # importing transformers takes seconds
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    cfg = transformers.Wav2Vec2Config(
+def tiny_wav2vec2_config(**overrides: float | int) -> Any:
+    """A wav2vec 2.0 of 32 dimensions (3 layers unless ``num_hidden_layers`` says otherwise)."""
+    fields = dict(
         hidden_size=32,
         num_hidden_layers=3,
         num_attention_heads=2,
@@ -34,6 +34,14 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         num_conv_pos_embedding_groups=2,
         feat_extract_norm="layer",
         do_stable_layer_norm=True,
+    )
+    return transformers.Wav2Vec2Config(**{**fields, **overrides})
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    cfg = tiny_wav2vec2_config(
         hidden_dropout=0.0,
         attention_dropout=0.0,
         activation_dropout=0.0,
@@ -154,3 +162,21 @@ def test_other_foundation_encoders(tmp_path: Path, build, inputs) -> None:
     b = 1  # the padded utterance alone, straight through transformers
     alone = enc.model(x[b : b + 1, : int(n[b])]).last_hidden_state[0]
     torch.testing.assert_close(out.frames[b, : int(out.lengths[b])], alone, atol=1e-5, rtol=0)
+
+
+def test_layerdrop_is_off_so_fusion_sees_every_layer(tmp_path: Path) -> None:
+    """transformers' LayerDrop skips layers in train mode, and a skipped layer never runs the
+    fusion's hooks: with the model's own 0.9, nearly every training step would lose a layer."""
+    torch.manual_seed(0)
+    cfg = tiny_wav2vec2_config(num_hidden_layers=4, layerdrop=0.9)
+    transformers.Wav2Vec2Model(cfg).save_pretrained(tmp_path)
+    enc = HFEncoder.from_pretrained(tmp_path)
+    assert enc.model.config.layerdrop == 0.0
+    model = Recogniser(enc).train()
+    prepare_adaptation(model, "hff", layers=HFEncoder.layers_pattern)
+    x, n = waves()
+    for _ in range(10):  # each step raised with probability 1 - 0.1**4 before
+        model(x, n).logsumexp(-1).sum().backward()
+    assert all(p.grad is not None for p in model.fusion.parameters())
+    kept = HFEncoder(transformers.Wav2Vec2Model(cfg), layerdrop=0.5)
+    assert kept.model.config.layerdrop == 0.5

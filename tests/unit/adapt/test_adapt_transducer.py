@@ -103,6 +103,27 @@ def test_mda_on_the_transducer_source_exact_and_domains_separate(randomize) -> N
     assert all(p.grad is None for p in model.adapters.parameters())  # … and no target module
 
 
+@pytest.mark.parametrize("targets", [["conv"], ["attn"], ["ff1", "attn", "conv", "ff2"]])
+def test_mda_routes_modules_that_take_masks_row_by_row(randomize, targets) -> None:
+    """conv takes the padding mask and attn the attention mask, one row per utterance: in a
+    mixed-domain batch each domain's rows must get their own rows of the masks."""
+    model = prepare_adaptation(
+        transducer(), "mda", num_domains=3, bottleneck=4, domain_modules=targets
+    )
+    for name, m in [*model.domain_modules.items(), *model.adapters.items()]:
+        randomize(m, seed=len(name), scale=0.1)
+    x, n, y = inputs()
+    domains = torch.tensor([2, 0, 1])
+    with domain_context(model, domains):
+        mixed = model(x, n, y).logits
+    for b in range(3):  # each utterance alone, with its domain
+        t, u = int(n[b]), int((y[b] > 0).sum())
+        with domain_context(model, int(domains[b])):
+            alone = model(x[b : b + 1, :t], n[b : b + 1], y[b : b + 1, :u]).logits
+        frames = alone.shape[1]
+        torch.testing.assert_close(mixed[b, :frames, : u + 1], alone[0], rtol=0, atol=1e-10)
+
+
 def test_hff_on_the_transducer_keeps_the_encoder_out_of_autograd(randomize) -> None:
     model = prepare_adaptation(transducer(), "hff", **OPTS["hff"])
     randomize(model.fusion)

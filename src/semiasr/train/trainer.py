@@ -208,6 +208,7 @@ class Trainer:
         self.loader = train_loader
         self.run_dir = run_dir
         self.evaluate = evaluate
+        self._evaluates = evaluate is not None  # on any rank: set again (collectively) by fit
         self.precision = resolve_precision(config.precision, self.device)
         if self.device.type == "cpu":
             # Subnormal floats (a few % of an fp32 RNN-T logit gradient) make CPU matmuls several times
@@ -246,6 +247,7 @@ class Trainer:
 
     def _fit(self, resume: bool | None) -> FitSummary:
         t0 = time.perf_counter()
+        self._evaluates = any(all_gather_objects(self.evaluate is not None))
         resumed_from = None
         if resume if resume is not None else self.run_dir.resumed:
             latest = self.checkpoints.latest()
@@ -315,7 +317,9 @@ class Trainer:
             "loader": loader_state,
             "batch_in_epoch": self.batch_in_epoch,
         }
-        if self._epoch_finished(loader_state):  # store "the start of the next epoch" instead
+        if self.batch_in_epoch == 0:  # nothing drawn in self.epoch yet: its start (the loop
+            mine.update(loader=None)  # has moved on, while the loader still reports the last one)
+        elif self._epoch_finished(loader_state):  # store "the start of the next epoch" instead
             mine.update(epoch=self.epoch + 1, loader=None, batch_in_epoch=0)
         ranks = all_gather_objects(mine)
         state: dict[str, Any] = {
@@ -608,7 +612,9 @@ class Trainer:
             bar.update(step, record["loss"], {k: record[k] for k in record if k.endswith("_per_s")})
         else:
             bar.update(step)
-        eval_due = self.evaluate is not None and (
+        # the same decision on every rank (the tasks give rank 0 alone an ``evaluate``): the
+        # checkpoint that follows an evaluation is a collective call
+        eval_due = self._evaluates and bool(
             (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps
         )
         best = self._run_evaluation(writers) if eval_due else False
@@ -617,7 +623,7 @@ class Trainer:
 
     def _run_evaluation(self, writers: dict[str, Any]) -> bool:
         """Evaluate on rank 0; True when this is the best value of ``best_metric`` so far."""
-        if not self.dist.is_main:
+        if not self.dist.is_main or self.evaluate is None:
             return False
         self.model.eval()
         try:
@@ -743,10 +749,13 @@ class Trainer:
             signal.signal(sig, h)
 
     def _close_log(self) -> None:
+        """Detach and close this run's ``log.txt`` handler, which ``RunDir.logger`` puts on the
+        ``semiasr`` logger: left there, every later run in the process would write into it."""
         target = str(self.run_dir.log_file.resolve())
-        for h in list(self.log.handlers):
+        root = logging.getLogger("semiasr")
+        for h in list(root.handlers):
             if getattr(h, "baseFilename", None) == target:
-                self.log.removeHandler(h)
+                root.removeHandler(h)
                 h.close()
 
 

@@ -202,6 +202,37 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(
     assert _max_diff(_params(model), _params(full_model)) < 1e-6
 
 
+def test_a_run_stopped_by_max_epochs_resumes_into_the_next_epoch(make_trainer, toy_args):
+    """7 batches per epoch and no step checkpoints: the run that stops after epoch 1 saves at its
+    end, after the loop has moved on to epoch 2; resumed with max_epochs=2 it must train epoch 2
+    (not skip it) and end where a straight two-epoch run ends."""
+    toy_args.ckpt_every, toy_args.max_steps = 0, 100
+    full, full_model, _ = make_trainer(toy_args, name="full", max_epochs=2)
+    assert full.fit().steps == 14
+    first, _, _ = make_trainer(toy_args, name="cut", max_epochs=1)
+    assert first.fit().steps == 7
+    set_seed(999)
+    again, model, _ = make_trainer(toy_args, name="cut", resume=True, max_epochs=2)
+    summary = again.fit()
+    assert summary.steps == 14 and summary.epochs == 2
+    assert _max_diff(_params(model), _params(full_model)) < 1e-6
+
+
+def test_each_run_logs_to_its_own_file(make_trainer, toy_args, tmp_path):
+    """The log.txt handler of a finished run is closed: a later run in the same process does not
+    write into it."""
+    import logging
+
+    toy_args.max_steps = 2
+    for name in ("first", "second"):
+        make_trainer(toy_args, name=name)[0].fit()
+    first = (tmp_path / "first" / "log.txt").read_text()
+    assert "first" in first and "second" not in first
+    assert "second" in (tmp_path / "second" / "log.txt").read_text()
+    left = [getattr(h, "baseFilename", "") for h in logging.getLogger("semiasr").handlers]
+    assert not [f for f in left if str(tmp_path) in f]
+
+
 def test_empty_loader_and_bad_config_raise(make_trainer, toy_args):
     toy_args.items = 3  # fewer than one batch of 4
     trainer, _, _ = make_trainer(toy_args)

@@ -119,10 +119,13 @@ def test_torchrun_two_ranks_equal_one_process_on_the_global_batch(tmp_path, toy,
     """Each rank draws 4 of each global batch of 8; DDP averages gradients, so with a per-utterance
     mean objective (SGD, clipping active, accumulation 2) the weights match one process drawing 8.
     The DDP job also stops after 4 updates and resumes to 6 in the same processes (per-rank loader
-    positions and random states)."""
+    positions and random states). Rank 0 alone evaluates, at update 3, which is no checkpoint
+    step: the checkpoint every evaluation is followed by is a collective call, which must not
+    leave rank 1 waiting at the next all-reduce."""
     cwd = _workdir(tmp_path)
     common = ["--optim", "sgd", "--lr", "0.2", "--dropout", "0", "--no-augment"]
     common += ["--accum", "2", "--grad-clip", "0.5", "--ckpt-every", "2", "--max-steps", "6"]
+    common += ["--eval-every", "3"]
     ddp_args = [*common, "--batch-size", "4", "--name", "ddp", "--out", "ddp.pt"]
     ddp_run = _start(started, cwd, *ddp_args, "--resume-at", "4", ddp=True)
     one = toy.main(
@@ -139,6 +142,7 @@ def test_torchrun_two_ranks_equal_one_process_on_the_global_batch(tmp_path, toy,
         ]
     )
     ddp = _finish(ddp_run, timeout=180)
+    assert (cwd / "runs" / "ddp" / "checkpoints" / "step-3.pt").is_file()  # the evaluation's
     ckpt = load_checkpoint(cwd / "runs" / "ddp" / "checkpoints" / "step-4.pt")
     assert [r["loader"]["position"] for r in ckpt["ranks"]] == [2, 2]  # 3 per epoch, 8 drawn
     assert ddp["resumed"].endswith("step-4.pt")
@@ -153,10 +157,17 @@ def test_torchrun_two_ranks_equal_one_process_on_the_global_batch(tmp_path, toy,
             for r in map(
                 json.loads, (cwd / "runs" / name / "metrics.jsonl").read_text().splitlines()
             )
+            if r.get("split") != "eval"
         }
         for name in ("ddp", "one")
     }
     assert sorted(logged["ddp"]) == sorted(logged["one"]) == list(range(1, 7))
+    evals = [
+        json.loads(line)
+        for line in (cwd / "runs" / "ddp" / "metrics.jsonl").read_text().splitlines()
+        if '"eval"' in line
+    ]
+    assert [r["step"] for r in evals] == [3, 4, 6] and all(r["weight_norm"] > 0 for r in evals)
     for step, one_record in logged["one"].items():
         for key in ("loss", "acc"):
             assert logged["ddp"][step][key] == pytest.approx(one_record[key], abs=1e-6), (step, key)

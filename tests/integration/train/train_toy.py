@@ -191,6 +191,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stall-file", default="stalled")
     p.add_argument("--out", default="final.pt")
     p.add_argument("--resume-at", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=0, help="evaluate (on rank 0 only) every N")
     return p
 
 
@@ -208,17 +209,25 @@ def _trainer(args: argparse.Namespace, max_steps: int, resume: bool, scramble: b
         grad_clip=args.grad_clip,
         precision="fp32",
         log_every=1,
-        eval_every=0,
+        eval_every=args.eval_every,
         ckpt_every=args.ckpt_every,
         keep_last=100,
         progress=False,
     )
+    # like the tasks: only rank 0 evaluates (the others pass None)
+    evaluate = weight_norm if args.eval_every and info.rank == 0 else None
     if info.rank == 0:
         mode = "resume" if resume else "new"
         run = open_run_dir(args.run_root, args.name, "toy: true\n", mode=mode)
     else:
         run = RunDir(Path(args.run_root) / args.name, resumed=resume)
-    return Trainer(model, toy_objective, opt, sched, loader, cfg, run, device="cpu"), model
+    trainer = Trainer(model, toy_objective, opt, sched, loader, cfg, run, evaluate, device="cpu")
+    return trainer, model
+
+
+def weight_norm(model: Any) -> dict[str, float]:
+    """A stand-in evaluation: deterministic, and it touches no random state."""
+    return {"weight_norm": float(sum(p.detach().norm() ** 2 for p in model.parameters()) ** 0.5)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -57,6 +57,21 @@ def write_halves(run: Path, split: str, out: Path) -> dict[str, Path]:
     return paths
 
 
+def repeat_manifest(path: Path, times: int) -> Path:
+    """``path`` with every row written ``times`` times (ids ``<id>~rep<k>`` after the first), as
+    ``<stem>.x<times>.jsonl`` beside it: the student meets each pseudo label that much more often
+    (noisy student's mixing ratio of pseudo-labelled to labelled data); ``path`` for 1."""
+    if times <= 1:
+        return path
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    out = path.with_name(f"{path.stem}.x{times}.jsonl")
+    with out.open("w", encoding="utf-8") as f:
+        for k in range(times):
+            for row in rows:
+                f.write(json.dumps({**row, "id": row["id"] + (f"~rep{k}" if k else "")}) + "\n")
+    return out
+
+
 def pct(x: float | None) -> str:
     """A WER for the report; "n/a" where the split has no transcripts to score against."""
     return "n/a" if x is None else f"{x:.2f}%"
@@ -120,6 +135,8 @@ def write_report(args: argparse.Namespace, halves: dict[str, Path], rounds: list
         "test_neighbours": args.test_neighbours,
         "candidates": args.candidates,
         "balance": args.balance,
+        "min_agreement": args.min_agreement,
+        "mix": args.mix,
         "halves": {h: str(p) for h, p in halves.items()},
         "rounds": rounds,
     }
@@ -135,6 +152,10 @@ def write_report(args: argparse.Namespace, halves: dict[str, Path], rounds: list
             )
             + (", balanced to the training frequencies" if args.balance else "")
         )
+    if args.mix:
+        nb += f"; pseudo labels repeated to about {args.mix:g}× the labelled utterances"
+    if args.min_agreement:
+        nb += f"; labels with a share below {args.min_agreement:g} left out"
     lines = [
         f"# Self-training on `{args.split}` (no transcripts of it used)",
         "",
@@ -198,17 +219,34 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="with --candidates: balance each speaker's posteriors to the training frequencies",
     )
+    ap.add_argument(
+        "--min-agreement",
+        type=float,
+        default=0.0,
+        help="leave out pseudo labels whose share is below this (semiasr pseudo-label "
+        "--min-agreement; with --candidates the label's final posterior)",
+    )
+    ap.add_argument(
+        "--mix",
+        type=float,
+        default=0.0,
+        help="repeat each round's pseudo-labelled manifest so that it holds about MIX times as "
+        "many utterances as the labelled training splits (0: once)",
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/bench/fsdd-st"))
     args = ap.parse_args(argv)
 
     from semiasr.config import load_config
+    from semiasr.data.manifest import load_split
     from semiasr.tasks.pseudo import pseudo_label
 
     names = [r.name for r in args.runs]
     if len(set(names)) != len(names):
         raise SystemExit(f"fsdd_self_training.py: base runs need distinct folder names: {names}")
     halves = write_halves(args.runs[0], args.split, args.out)
-    train_splits = list(load_config(args.runs[0] / "config.yaml").data.train)
+    base_data = load_config(args.runs[0] / "config.yaml").data
+    train_splits = list(base_data.train)
+    n_labelled = sum(len(load_split(base_data.root, s)) for s in train_splits)
     run_root = (args.out / "runs").resolve()
     run_root.mkdir(parents=True, exist_ok=True)
 
@@ -266,11 +304,14 @@ def main(argv: list[str] | None = None) -> None:
                 neighbours=args.neighbours,
                 candidates=candidates,
                 balance=args.balance,
+                min_agreement=args.min_agreement,
             )
-            labels[h] = pl
+            labels[h] = repeat_manifest(pl, round(args.mix * n_labelled / max(s.written, 1)))
             pl_info[h] = {
                 "written": s.written,
+                "repeated": labels[h].name,
                 "label_wer": s.reference_wer,
+                "kept_label_wer": s.written_reference_wer,  # of the labels kept (min_agreement)
                 # the models' vote; with candidates, their averaged closed-set posteriors' argmax
                 "model_vote_wer": s.model_vote_reference_wer
                 if s.model_vote_reference_wer is not None
@@ -280,7 +321,8 @@ def main(argv: list[str] | None = None) -> None:
                 "closed_set_wer": s.closed_set_reference_wer,
             }
             print(
-                f"round {r}: pseudo labels of half {h}: WER {pct(s.reference_wer)} "
+                f"round {r}: pseudo labels of half {h}: WER {pct(s.reference_wer)}, "
+                f"{s.written} kept (WER {pct(s.written_reference_wer)}) "
                 f"(models' vote {pct(pl_info[h]['model_vote_wer'])})",
                 flush=True,
             )

@@ -39,8 +39,11 @@ class TransducerObjective:
     """``objective(model, batch) → (loss, metrics)`` for a :class:`~semiasr.models.Transducer`.
 
     ``rnnt_loss_fn``/``ctc_loss_fn`` default to :mod:`semiasr.functional`'s (torchaudio / torch
-    signatures). ``joint``: compute the RNN-T loss in the model's forward without the logits
-    (None: on the CPU without autocast, when ``rnnt_loss_fn`` is not given).
+    signatures; ``rnnt_loss_fn`` is called with ``reduction="none"``, ``ctc_loss_fn`` with
+    ``reduction="sum", zero_infinity=True``). ``joint``: compute the RNN-T loss in the model's
+    forward without the logits (None: on the CPU without autocast, when ``rnnt_loss_fn`` is not
+    given). The loss is the sum over the batch's utterances divided by their number; an
+    utterance with no encoder frame adds 0 (and no gradient) to both terms.
     """
 
     def __init__(
@@ -79,21 +82,21 @@ class TransducerObjective:
                 batch.token_lengths,
                 rnnt_loss=True,
             )
-            rnnt = out.rnnt_nll.sum() / n
+            nll = out.rnnt_nll
         else:
             out = model(batch.features, batch.feature_lengths, batch.tokens, batch.token_lengths)
             rnnt_fn = self.rnnt_loss_fn or functional_loss("rnnt_loss")
-            rnnt = (
-                rnnt_fn(
-                    _work_dtype(out.logits),
-                    batch.tokens.int(),
-                    out.lengths.int(),
-                    batch.token_lengths.int(),
-                    blank=inner.blank,
-                    reduction="sum",
-                )
-                / n
+            nll = rnnt_fn(
+                _work_dtype(out.logits),
+                batch.tokens.int(),
+                out.lengths.clamp(min=1).int(),  # a frame-less utterance: scored, then zeroed
+                batch.token_lengths.int(),
+                blank=inner.blank,
+                reduction="none",
             )
+        # an utterance with no encoder frame (too short for the front end) has no alignment: it
+        # counts 0 with no gradient, like CTC's zero_infinity, instead of costing the whole update
+        rnnt = torch.where(out.lengths == 0, torch.zeros_like(nll), nll).sum() / n
         loss = rnnt
         metrics = {"rnnt_loss": float(rnnt.detach())}
         weight = inner.ctc_weight if self.ctc_weight is None else self.ctc_weight

@@ -54,9 +54,9 @@ def reference_rnnt_loss(logits, targets, logit_lengths, target_lengths, blank=0,
                     terms.append(alpha[t][u - 1] + lp[b, t, u - 1, y[u - 1]])
                 alpha[t][u] = torch.logsumexp(torch.stack(terms), 0)
         losses.append(-(alpha[t_len - 1][u_len] + lp[b, t_len - 1, u_len, blank]))
-    total = torch.stack(losses)
-    assert reduction == "sum"
-    return total.sum().to(logits.dtype)
+    total = torch.stack(losses).to(logits.dtype)
+    assert reduction in ("sum", "none")
+    return total.sum() if reduction == "sum" else total
 
 
 def _batch(seed: int = 0, vocab: int = 9, feat: int = 20) -> Batch:
@@ -230,6 +230,35 @@ def test_joint_objective_equals_the_materialised_logits_path(predictor: str) -> 
         batch.features, batch.feature_lengths, batch.tokens, batch.token_lengths, rnnt_loss=True
     )
     assert out.logits is None and out.rnnt_nll.shape == (3,)
+
+
+@needs_functional
+@pytest.mark.parametrize("joint", [True, False], ids=["joint", "logits"])
+def test_a_frame_less_utterance_counts_zero_and_the_rest_trains(joint: bool) -> None:
+    """An utterance too short for the front end (5 frames: no encoder frame) has no alignment: it
+    adds 0 to the RNN-T term (and CTC's) and no gradient, on both loss paths, so the others'
+    update goes ahead — the loss is the other utterances' sum over the batch size."""
+    model = _tiny("transducer", ctc_weight=0.3).double()
+    batch = _batch(5)
+    batch.features = batch.features.double()
+    batch.feature_lengths[2] = 5
+    batch.features[2, 5:] = 0
+    loss, metrics, grads = _loss_and_grads(model, TransducerObjective(joint=joint), batch)
+    assert torch.isfinite(loss) and all(torch.isfinite(g).all() for g in grads.values())
+    rest = Batch(
+        features=batch.features[:2],
+        feature_lengths=batch.feature_lengths[:2],
+        tokens=batch.tokens[:2],
+        token_lengths=batch.token_lengths[:2],
+        texts=batch.texts[:2],
+        domains=batch.domains[:2],
+        cut_ids=batch.cut_ids[:2],
+    )
+    ref, ref_m, ref_g = _loss_and_grads(model, TransducerObjective(joint=joint), rest)
+    torch.testing.assert_close(loss, ref * 2 / 3, rtol=1e-12, atol=0)
+    assert metrics["rnnt_loss"] == pytest.approx(ref_m["rnnt_loss"] * 2 / 3, rel=1e-12)
+    for name, g in ref_g.items():
+        torch.testing.assert_close(grads[name], g * 2 / 3, rtol=1e-9, atol=1e-12)
 
 
 @needs_functional

@@ -153,38 +153,115 @@ class RunDir:
         return logging.getLogger(name if name.startswith("semiasr") else f"semiasr.{name}")
 
 
+def run_path(root: str | Path, name: str) -> Path:
+    """``root/name`` for a run ``name`` that is one plain folder name: not empty, not ``.`` or
+    ``..``, no path separator (``--overwrite`` deletes the folder, which must lie inside ``root``)."""
+    bad = (
+        not name
+        or name in {".", ".."}
+        or any(sep in name for sep in ("/", "\\", os.sep))
+        or name != name.strip()
+    )
+    if bad:
+        raise RunDirError(
+            f"run name {name!r} is not a plain folder name (no '/', not empty, '.' or '..'): "
+            "choose another name=..."
+        )
+    path = Path(root) / name
+    if path.resolve().parent != Path(root).resolve():
+        raise RunDirError(f"run {name!r} would not lie directly inside {root}")
+    return path
+
+
+# settings a resumed run cannot take on: the checkpoint's model, optimizer and schedule win (a
+# change would be ignored, or not fit), and the tokenizer and features define what the model reads
+FIXED_ON_RESUME = (
+    "model.", "data.tokenizer.", "data.features.", "optim.", "sched.", "adapt.", "ssl.",
+    "base_run", "seed",
+)  # fmt: skip
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def _check_resume_config(path: Path, old_yaml: str, new_yaml: str) -> None:
+    """Refuse a resume whose config changes what the run's checkpoints fix (``FIXED_ON_RESUME``);
+    keys only one side has (an option newer than the run) are not compared."""
+    import yaml
+
+    old, new = _flatten(yaml.safe_load(old_yaml) or {}), _flatten(yaml.safe_load(new_yaml) or {})
+    changed = sorted(
+        k for k in old.keys() & new.keys() if old[k] != new[k] and k.startswith(FIXED_ON_RESUME)
+    )
+    if changed:
+        diffs = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed[:6])
+        more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+        raise RunDirError(
+            f"{path} cannot resume with other settings of what its checkpoints fix ({diffs}{more}); "
+            "resume without those overrides, or start a new run (another name=..., or --overwrite)"
+        )
+
+
+def has_results(path: Path) -> bool:
+    """Whether a run folder holds anything training made (a checkpoint or logged metrics); one
+    with only its config, meta and tokenizer is a start that failed, and is started again."""
+    ckpts = path / "checkpoints"
+    return (path / "metrics.jsonl").exists() or (ckpts.is_dir() and any(ckpts.iterdir()))
+
+
 def open_run_dir(
     root: str | Path, name: str, config_yaml: str, mode: str = "new", extra: dict | None = None
 ) -> RunDir:
     """Create (or reopen) ``root/name``.
 
-    ``mode``: ``"new"`` refuses an existing non-empty run; ``"resume"`` reopens it (or creates it when
-    absent); ``"overwrite"`` deletes it first. Writes ``config.yaml`` and ``meta.json`` (git revision,
-    package versions, host) atomically.
+    ``mode``: ``"new"`` refuses a run that has results already; ``"resume"`` reopens it (or creates
+    it when absent) and refuses a config that changes what its checkpoints fix; ``"overwrite"``
+    deletes it first. A folder without results (a start that failed) is started again in any
+    mode. Writes ``config.yaml`` and ``meta.json`` (git revision, package versions, host)
+    atomically; a resume keeps ``meta.json``'s first start and appends to its ``resumes``.
     """
     if mode not in {"new", "resume", "overwrite"}:
         raise ValueError(f"mode must be 'new', 'resume' or 'overwrite', got {mode!r}")
-    path = Path(root) / name
-    exists = path.exists() and any(path.iterdir())
+    path = run_path(root, name)
+    exists = path.is_dir() and has_results(path)
     if exists and mode == "new":
         raise RunDirError(
             f"run directory {path} exists already; pass --resume to continue it or --overwrite "
             "to start it afresh (or choose another name=...)"
         )
-    if exists and mode == "overwrite":
+    if path.exists() and mode == "overwrite":
         shutil.rmtree(path)
         exists = False
+    resuming = exists and mode == "resume"
+    if resuming and (path / "config.yaml").is_file():
+        _check_resume_config(path, (path / "config.yaml").read_text(encoding="utf-8"), config_yaml)
     path.mkdir(parents=True, exist_ok=True)
     (path / "checkpoints").mkdir(exist_ok=True)
     atomic_write_text(path / "config.yaml", config_yaml)
-    meta = {
+    now = {
         "git_revision": git_revision(Path(__file__).parent),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    meta = {
+        **now,
         "packages": package_versions(),
         "python": platform.python_version(),
         "host": platform.node(),
         "platform": platform.platform(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **(extra or {}),
     }
+    if resuming and (path / "meta.json").is_file():
+        try:
+            first = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            first = None
+        if isinstance(first, dict):
+            meta = {**first, "resumes": [*first.get("resumes", []), {**now, "host": meta["host"]}]}
     atomic_write_text(path / "meta.json", json.dumps(meta, indent=2) + "\n")
-    return RunDir(path=path, resumed=exists and mode == "resume")
+    return RunDir(path=path, resumed=resuming)

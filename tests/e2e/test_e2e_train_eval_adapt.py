@@ -137,6 +137,27 @@ def test_train_resume_eval_decode_transcribe_adapt(workdir: Path) -> None:
     wrong = run("transcribe", "runs/tiny", str(wav), "--domain", "target", cwd=workdir)
     assert wrong.returncode == 2 and "mda" in wrong.stderr
 
+    # a config that fails stops before --overwrite deletes the run, and names what failed
+    for bad, named in (
+        (["data.train=[no_such_split]"], "no_such_split"),
+        (["sched.name=cosine", "sched.warmup_steps=9"], "warmup_steps"),
+    ):
+        failed = run(
+            "train", "demo", *common, "train.max_steps=4", *bad, "--overwrite", cwd=workdir
+        )
+        assert failed.returncode == 2 and named in failed.stderr, failed.stderr
+        assert (rundir / "checkpoints" / "step-4.pt").is_file()
+    # resuming with another model is refused before anything is rewritten
+    other = run("train", "demo", *common, "train.max_steps=6", "model.d_model=16", "--resume",
+                cwd=workdir)  # fmt: skip
+    assert other.returncode == 2 and "model.d_model" in other.stderr
+    assert "d_model: 16" not in (rundir / "config.yaml").read_text()
+    # the base trains on: resuming its adaptation would continue it on other weights — refused
+    semiasr("train", "demo", *common, "train.max_steps=6", "--resume", cwd=workdir)
+    stale = run("adapt", "runs/tiny", "train.max_steps=3", "--method", "adapters", "--resume",
+                cwd=workdir)  # fmt: skip
+    assert stale.returncode == 2 and "--overwrite" in stale.stderr
+
     # pseudo labels voted by the two models, written as a manifest (an untrained model's
     # hypotheses are often empty: those are left out and counted)
     out = semiasr(

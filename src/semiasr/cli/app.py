@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one clear line and exit 2; everything else propagates."""
     _register_subcommands()
     try:
-        app(args=argv, standalone_mode=False)
+        # without standalone mode click returns a command's typer.Exit code instead of raising it
+        code = app(args=argv, standalone_mode=False)
     except SemiasrError as e:
         typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
         return 2
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             e.show()
             return e.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _entry() -> None:  # pragma: no cover

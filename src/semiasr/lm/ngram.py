@@ -26,6 +26,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -180,19 +181,23 @@ class NgramLM:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "n-gram LM") -> NgramLM:
-        if d.get("kind") != "ngram-kn" or d.get("format") != FORMAT:
+    def from_dict(cls, d: Any, source: str = "n-gram LM") -> NgramLM:
+        if not isinstance(d, dict) or d.get("kind") != "ngram-kn" or d.get("format") != FORMAT:
+            kind, fmt = (d.get("kind"), d.get("format")) if isinstance(d, dict) else (None, None)
             raise ConfigError(
                 f"{source}: not a semiasr n-gram LM of format {FORMAT} "
-                f"(kind {d.get('kind')!r}, format {d.get('format')!r})"
+                f"(kind {kind!r}, format {fmt!r})"
             )
-        counts = [
-            {tuple(ctx): {int(w): int(c) for w, c in nxt} for ctx, nxt in table}
-            for table in d["counts"]
-        ]
-        return cls(
-            int(d["order"]), int(d["vocab_size"]), counts, [float(x) for x in d["discounts"]]
-        )
+        try:
+            counts = [
+                {tuple(ctx): {int(w): int(c) for w, c in nxt} for ctx, nxt in table}
+                for table in d["counts"]
+            ]
+            return cls(
+                int(d["order"]), int(d["vocab_size"]), counts, [float(x) for x in d["discounts"]]
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"{source}: a damaged n-gram LM ({type(e).__name__}: {e})") from None
 
     def save(self, path: str | Path) -> None:
         from semiasr.rundir import atomic_write_text

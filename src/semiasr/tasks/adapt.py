@@ -5,6 +5,8 @@ the trained parts (``adaptation.pt``, loadable on top of the base model with
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,10 @@ from semiasr.adapt import (
 )
 from semiasr.config import as_object, load_config
 from semiasr.data.loader import build_dataloader
-from semiasr.errors import ConfigError
+from semiasr.errors import ConfigError, RunDirError
 from semiasr.models.build import build_model
 from semiasr.objectives import objective_for
-from semiasr.rundir import RunDir
+from semiasr.rundir import RunDir, has_results, run_path
 from semiasr.tasks.common import (
     STATS_FILE,
     TOKENIZER_FILE,
@@ -78,22 +80,59 @@ def check_mda_domains(cfg: Any) -> None:
         )
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _resume_mode(cfg: Any, mode: str, ckpt: Path, digest: str, new_base: str) -> str:
+    """``mode``, or "overwrite" where an adaptation run to resume was trained from another version
+    of the base checkpoint and ``new_base`` is "restart"; with "refuse" that is an error (resuming
+    would continue the old adaptation on top of weights it was not trained from)."""
+    path = run_path(cfg.run_root, cfg.name)
+    if mode != "resume" or not (path.is_dir() and has_results(path)):
+        return mode
+    try:
+        old = json.loads((path / "meta.json").read_text(encoding="utf-8")).get("base_sha256")
+    except (OSError, ValueError, AttributeError):
+        old = None
+    if old is None or old == digest:
+        return mode
+    if new_base == "restart":
+        return "overwrite"
+    raise RunDirError(
+        f"{path} adapted another version of {ckpt} (the base run has trained since): resuming "
+        "would continue that adaptation on other weights; pass --overwrite to adapt afresh"
+    )
+
+
 def adapt(
-    cfg: Any, mode: str = "new", which: str = "last", progress: bool = True
+    cfg: Any,
+    mode: str = "new",
+    which: str = "last",
+    progress: bool = True,
+    new_base: str = "refuse",
 ) -> tuple[RunDir, FitSummary]:
-    """Run the adaptation ``cfg`` describes (see :func:`adaptation_config`)."""
+    """Run the adaptation ``cfg`` describes (see :func:`adaptation_config`). Resuming a run whose
+    base checkpoint has changed since (``base_sha256`` in its meta.json) is refused, or with
+    ``new_base="restart"`` starts the adaptation afresh."""
     cfg = as_object(cfg)
     check_mda_domains(cfg)
     set_seed(cfg.seed)
     base = Path(cfg.base_run)
     tokenizer = load_tokenizer(base)
     stats = load_stats(base)
-    run = open_run(cfg, mode)
+    ckpt = checkpoint_of(base, which)
+    digest = file_sha256(ckpt)
+    mode = _resume_mode(cfg, mode, ckpt, digest, new_base)
+    run = open_run(cfg, mode, extra={"base_checkpoint": str(ckpt), "base_sha256": digest})
     for f in (TOKENIZER_FILE, STATS_FILE):
         if (base / f).is_file():
             shutil.copyfile(base / f, run.path / f)
     model = build_model(cfg.model, tokenizer.vocab_size, cfg.data.features.num_mel_bins)
-    ckpt = checkpoint_of(base, which)
     load_model_state(model, model_state_of(load_checkpoint(ckpt), str(ckpt)), str(ckpt))
     prepare_adaptation(model, cfg.adapt)
     run.logger().info(

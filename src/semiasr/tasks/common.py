@@ -111,3 +111,30 @@ def training_data_config(cfg: Any, log: logging.Logger | None = None) -> Any:
     out = copy.deepcopy(data)
     out.min_utt_duration = seconds
     return out
+
+
+def check_setup(cfg: Any, splits: list[str], make_model: Any = None) -> None:
+    """Fail before a run directory is opened — before ``--overwrite`` deletes the old run — on
+    what a config can get wrong: a split that does not exist or does not read, a model, an
+    adaptation, an optimizer or a schedule that does not build. The model is built on the
+    ``meta`` device (no memory, no weights) by ``make_model(cfg)`` (default: the recogniser of
+    ``cfg.model``); the real one is built after the tokenizer."""
+    import torch
+
+    from semiasr.data.manifest import load_split
+    from semiasr.models import build_model
+    from semiasr.optim import build_optimizer
+    from semiasr.optim.schedules import build_scheduler
+
+    for split in splits:
+        load_split(cfg.data.root, split, skip_bad=cfg.data.skip_bad)
+    with torch.device("meta"):
+        if make_model is not None:
+            model = make_model(cfg)
+        else:
+            model = build_model(cfg.model, 8, cfg.data.features.num_mel_bins)
+        if cfg.base_run and cfg.adapt.method:
+            from semiasr.adapt import prepare_adaptation
+
+            prepare_adaptation(model, cfg.adapt)
+    build_scheduler(build_optimizer(model, cfg.optim), cfg.sched, cfg.train.max_steps)

@@ -96,7 +96,9 @@ def run_demo(
             f"train.ckpt_every={DEMO_ADAPT_STEPS[quick]}",
         ],
     )
-    adapted, adapt_summary = adapt(adapt_cfg, mode=mode, which="averaged", progress=progress)
+    adapted, adapt_summary = adapt(  # source training that went on since: adapt afresh
+        adapt_cfg, mode=mode, which="averaged", progress=progress, new_base="restart"
+    )
     if adapt_summary.interrupted:
         raise KeyboardInterrupt(
             f"adaptation interrupted at step {adapt_summary.steps}; `semiasr demo` resumes it"

@@ -83,6 +83,12 @@ def with_lm(
         decoder.fusion = None
         return decoder
     lm = NgramLM.load(lm_path) if lm_path is not None else run_lm(decoder, order)
+    if lm.vocab_size != decoder.tokenizer.vocab_size:  # before any audio is decoded
+        raise ConfigError(
+            f"{lm_path}: the LM has {lm.vocab_size} ids but the model's tokenizer has "
+            f"{decoder.tokenizer.vocab_size}: an LM must be built with the model's tokenizer",
+            key="--lm",
+        )
     decoder.fusion = ShallowFusion(lm, weight, token_bonus)
     return decoder
 

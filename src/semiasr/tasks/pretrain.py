@@ -94,8 +94,8 @@ def pretrain(
     set_seed(cfg.seed)
     rank, world = rank_and_world()
     prepare_corpus(cfg, progress=progress and rank == 0)
-    run = open_run(cfg, mode)
     splits = list(cfg.ssl.splits or cfg.data.train)
+    run = open_run(cfg, mode, splits, build_bestrq)
     loader = build_dataloader(
         cfg.data, splits, None, train=True, seed=cfg.seed, rank=rank, world_size=world, labels=False
     )

@@ -19,6 +19,7 @@ from semiasr.optim import build_optimizer, build_scheduler
 from semiasr.optim.build import decay_groups
 from semiasr.rundir import RunDir, open_run_dir
 from semiasr.tasks.common import (
+    check_setup,
     prepare_corpus,
     rank_and_world,
     save_stats,
@@ -31,11 +32,21 @@ from semiasr.train import FitSummary, Trainer, set_seed
 log = logging.getLogger(__name__)
 
 
-def open_run(cfg: Any, mode: str) -> RunDir:
-    """The run directory of ``cfg`` (created by rank 0; the other ranks only point at it)."""
+def open_run(
+    cfg: Any,
+    mode: str,
+    splits: list[str] | None = None,
+    make_model: Any = None,
+    extra: dict | None = None,
+) -> RunDir:
+    """The run directory of ``cfg`` (created by rank 0; the other ranks only point at it), once
+    :func:`~semiasr.tasks.common.check_setup` has passed on ``splits`` (default: the training
+    splits) and the model (``make_model``), optimizer and schedule. ``extra``: more fields of
+    meta.json."""
+    check_setup(cfg, list(cfg.data.train) if splits is None else splits, make_model)
     rank, _ = rank_and_world()
     if rank == 0:
-        return open_run_dir(cfg.run_root, cfg.name, to_yaml(cfg), mode)
+        return open_run_dir(cfg.run_root, cfg.name, to_yaml(cfg), mode, extra)
     from pathlib import Path
 
     return RunDir(Path(cfg.run_root) / cfg.name, resumed=mode == "resume")

@@ -267,6 +267,7 @@ class Trainer:
             self.epoch,
             f", resumed from {resumed_from}" if resumed_from else "",
         )
+        start_step = self.step
         writers = self._open_writers()
         bar = ProgressBar(
             self.config.max_steps, self.step, self.config.progress and self.dist.is_main
@@ -286,6 +287,12 @@ class Trainer:
         averaged = None
         if self.config.average_last > 0 and not interrupted:
             averaged = self._write_average()
+        stale = self.checkpoints.averaged_path
+        if averaged is None and self.step > start_step and self.dist.is_main and stale.is_file():
+            # an average of older steps (averaging off now, or the run was interrupted): no
+            # "averaged" checkpoint is better than one that silently stands for older weights
+            stale.unlink()
+            self.log.info("removed %s: it averaged steps before %d", stale, start_step + 1)
         if self.dist.distributed:
             dist.barrier()
             self._ddp = None  # free DDP's reducer now, not after the process group is destroyed

@@ -61,6 +61,24 @@ def test_keep_last_best_and_average(make_trainer, toy_args, tmp_path):
     assert len(eval_rows) == 6 and '"cer": 1.0' in eval_rows[2]
 
 
+def test_an_average_of_older_steps_is_removed_when_training_goes_on(
+    make_trainer, toy_args, tmp_path
+):
+    """Resumed with averaging off, the run's averaged.pt would stand for steps 3–4 after the run
+    reached 6 (and `--checkpoint averaged` would silently decode it): it is removed."""
+    toy_args.max_steps = 4
+    make_trainer(toy_args, ckpt_every=1, average_last=2)[0].fit()
+    averaged = tmp_path / "run" / "checkpoints" / "averaged.pt"
+    assert averaged.is_file()
+    toy_args.max_steps = 4  # resumed with nothing left to train: the average still holds
+    make_trainer(toy_args, resume=True, ckpt_every=1, average_last=0)[0].fit()
+    assert averaged.is_file()
+    toy_args.max_steps = 6
+    summary = make_trainer(toy_args, resume=True, ckpt_every=1, average_last=0)[0].fit()
+    assert summary.steps == 6 and summary.averaged_checkpoint is None
+    assert not averaged.exists()
+
+
 def test_best_mode_max(make_trainer, toy_args):
     acc = {1: 0.1, 2: 0.9, 3: 0.5}
     holder: dict = {}

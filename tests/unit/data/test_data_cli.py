@@ -61,3 +61,14 @@ def test_data_cli_prepare_lhotse_recipe_on_yesno(tmp_path: Path, shared_data: Pa
     assert (tmp_path / "cuts_train.jsonl.gz").is_file()
     cuts = load_manifest(tmp_path, "test")
     assert len(cuts) == 30 and cuts[0].supervisions[0].text.split()[0] in {"YES", "NO"}
+
+
+def test_the_entry_point_returns_a_command_s_exit_code(make_corpus) -> None:
+    """`semiasr` (semiasr.cli.app.main) exits with the code a command raises typer.Exit with: a
+    --check that finds a bad item exits 1, so `semiasr data info … --check && train` stops."""
+    from semiasr.cli.app import main
+
+    root = make_corpus()
+    assert main(["data", "info", str(root), "--split", "target_test", "--check"]) == 0
+    (root / "audio" / "target_test_000.wav").unlink()
+    assert main(["data", "info", str(root), "--split", "target_test", "--check"]) == 1

@@ -32,6 +32,56 @@ def test_resume_keeps_and_overwrite_clears(tmp_path: Path) -> None:
     assert not fresh.resumed and not (fresh.checkpoints / "step-1.pt").exists()
 
 
+@pytest.mark.parametrize("name", ["", ".", "..", "../outside", "a/b", "/abs", " padded"])
+def test_run_names_must_be_plain_folder_names(tmp_path: Path, name: str) -> None:
+    """--overwrite deletes the run folder: a name must not reach outside the root."""
+    root, outside = tmp_path / "runs", tmp_path / "outside"
+    (root / "other").mkdir(parents=True)
+    (root / "other" / "keep.txt").write_text("x")
+    outside.mkdir()
+    (outside / "data.txt").write_text("precious")
+    for mode in ("new", "resume", "overwrite"):
+        with pytest.raises(RunDirError, match="plain folder name"):
+            open_run_dir(root, name, "a: 1\n", mode=mode)
+    assert (outside / "data.txt").read_text() == "precious"
+    assert (root / "other" / "keep.txt").is_file()
+
+
+def test_a_link_out_of_the_root_is_not_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "data.txt").write_text("precious")
+    (tmp_path / "runs" / "r").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RunDirError, match="inside"):
+        open_run_dir(tmp_path / "runs", "r", "a: 1\n", mode="overwrite")
+    assert (tmp_path / "elsewhere" / "data.txt").read_text() == "precious"
+
+
+def test_a_start_that_failed_is_started_again(tmp_path: Path) -> None:
+    """A folder with only config and meta (the command stopped before training) does not block
+    the corrected command, which needs neither --resume nor --overwrite."""
+    open_run_dir(tmp_path, "r", "a: 1\n")
+    again = open_run_dir(tmp_path, "r", "a: 2\n")
+    assert not again.resumed and again.config_file.read_text() == "a: 2\n"
+
+
+def test_resume_refuses_settings_the_checkpoints_fix(tmp_path: Path) -> None:
+    old = "model:\n  d_model: 32\noptim:\n  lr: 0.002\ntrain:\n  max_steps: 4\n"
+    run = open_run_dir(tmp_path, "r", old)
+    (run.checkpoints / "step-4.pt").write_bytes(b"x")
+    first = json.loads((run.path / "meta.json").read_text())
+    for changed, key in (("d_model: 64", "model.d_model"), ("lr: 0.5", "optim.lr")):
+        new = old.replace("d_model: 32" if "d_model" in changed else "lr: 0.002", changed)
+        with pytest.raises(RunDirError, match=key.replace(".", r"\.")):
+            open_run_dir(tmp_path, "r", new, mode="resume")
+        assert run.config_file.read_text() == old  # nothing rewritten by a refused resume
+    longer = old.replace("max_steps: 4", "max_steps: 8")  # training settings may change
+    again = open_run_dir(tmp_path, "r", longer, mode="resume")
+    assert again.resumed and again.config_file.read_text() == longer
+    meta = json.loads((run.path / "meta.json").read_text())
+    assert meta["started"] == first["started"] and len(meta["resumes"]) == 1
+
+
 def test_atomic_write_leaves_old_file_on_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -107,6 +107,27 @@ def test_save_load_round_trip_and_bad_files(tmp_path) -> None:
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"broken\.json"):
         NgramLM.load(tmp_path / "broken.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match=r"list\.json: not a semiasr n-gram LM"):
+        NgramLM.load(tmp_path / "list.json")
+    damaged = {k: v for k, v in json.loads(path.read_text()).items() if k != "counts"}
+    (tmp_path / "damaged.json").write_text(json.dumps(damaged))
+    with pytest.raises(ConfigError, match=r"damaged\.json: a damaged n-gram LM .*counts"):
+        NgramLM.load(tmp_path / "damaged.json")
+
+
+def test_an_lm_of_another_vocabulary_is_refused_before_decoding(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from semiasr.tasks.evaluate import with_lm
+
+    path = tmp_path / "lm.json"
+    NgramLM.fit(SENTS, V, order=2).save(path)
+    decoder = SimpleNamespace(tokenizer=SimpleNamespace(vocab_size=V + 3), fusion=None)
+    with pytest.raises(ConfigError, match=rf"lm\.json: the LM has {V} ids .* {V + 3}"):
+        with_lm(decoder, 0.5, lm_path=path)
+    decoder.tokenizer.vocab_size = V
+    assert with_lm(decoder, 0.5, lm_path=path).fusion is not None
 
 
 def test_fit_rejects_ids_outside_the_vocabulary_and_empty_input() -> None:

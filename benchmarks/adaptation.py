@@ -40,6 +40,7 @@ from semiasr.data.loader import build_dataloader
 from semiasr.eval import evaluate
 from semiasr.objectives import objective_for
 from semiasr.tasks.adapt import adapt, adaptation_config
+from semiasr.tasks.common import training_data_config
 from semiasr.tasks.evaluate import decode_split, load_trained
 
 ROW = "ADAPTATION-ROW "
@@ -55,11 +56,17 @@ def trainable_share(model: torch.nn.Module) -> tuple[int, float]:
 
 
 def activation_mib(run: Path, method: str) -> float:
-    """Autograd's saved bytes for the first target_train batch under ``method``."""
+    """Autograd's saved bytes for the first training batch of target_train under ``method``
+    (the training loader of the run, seed 0: shuffled and augmented as the run saw it)."""
     dec = load_trained(run, "last")
     model = dec.model.train()
     loader = build_dataloader(
-        dec.cfg.data, ["target_train"], dec.tokenizer, train=False, feature_stats=dec.stats
+        training_data_config(dec.cfg),
+        ["target_train"],
+        dec.tokenizer,
+        train=True,
+        seed=0,
+        feature_stats=dec.stats,
     )
     batch = next(iter(loader))
     objective = objective_for(model)
@@ -78,7 +85,7 @@ def wers(run: Path, which: str = "last") -> dict[str, float]:
 
 def step_times(run: Path, fallback: float) -> dict[str, float]:
     """Seconds per update from the run's training metrics: ``step_s``, forward + backward + update
-    (the trainer's ``compute_s``, averaged over the logged windows); ``data_s``, waiting for the
+    (the trainer's ``compute_s``, averaged over the logged windows after the first); ``data_s``, waiting for the
     loader; ``wall_step_s``, wall clock between the first and the last logged update (start-up,
     the first batch and the final checkpoint left out). ``fallback`` where nothing was logged."""
     path = run / "metrics.jsonl"
@@ -90,7 +97,10 @@ def step_times(run: Path, fallback: float) -> dict[str, float]:
         if len(recs) >= 2 and recs[-1]["step"] > recs[0]["step"]
         else nan
     )
+    # the first window holds the start-up (first batches, lazy initialisation, kernel caches),
+    # a fixed cost that would weigh more on the faster methods: left out where there are more
     timed = [r for r in recs if "compute_s" in r]
+    timed = timed[1:] if len(timed) > 1 else timed
     if not timed:  # nothing logged, or a run from before the trainer split its time
         step = wall if wall == wall else fallback
         return {"step_s": step, "data_s": nan, "wall_step_s": wall}
@@ -232,11 +242,11 @@ def render(rows: list[dict]) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        if full and r["step_s"] == r["step_s"]:
-            speedup = f"{full['step_s'] / r['step_s']:.2f}×"
-        else:
-            speedup = "–"
+        ratio = r.get("speedup", float("nan"))
+        speedup = f"{ratio:.2f}×" if full and ratio == ratio else "–"
         lr = f"{r['lr']:g}, {r['sched']}" if r["lr"] else "–"
+        if r["lr"] and not r.get("searched", True):
+            lr += " (not searched)"
         lines.append(
             f"| {r['label']} | {lr} | {r['trainable']:,} | {r['trainable_encoder_pct']:.2f} "
             f"| {cell(r['activation_MiB'])} | {cell(r['step_s'], '.3f')} | {speedup} "
@@ -329,11 +339,26 @@ def main() -> None:
         grid = [results[i, k] for k in range(len(grid_jobs))]
         tried += grid
         best = dict(min(grid, key=lambda r: r["target_dev_wer"]))
+        best["searched"] = len(grid) > 1  # a rate picked on target_dev, or the one --lr
         # the rates do not change the work of a step: medians over the grid's runs
         for key in ("step_s", "data_s", "wall_step_s"):
             best[key] = median([r[key] for r in grid])
         best["step_s_runs"] = [r["step_s"] for r in grid]
         rows.append(best)
+    # speed-up against full fine-tuning, run by run: each of a row's runs against full's run of
+    # the same round of the round robin (the same rate for grid rows; a row of one run meets
+    # full's first), so that a slow or fast spell of the machine divides out; the median of those
+    full_i = next((i for i, (label, _, _) in enumerate(todo) if label == "full"), None)
+    for i, row in enumerate(rows):
+        if full_i is None:
+            row["speedup"] = float("nan")
+            continue
+        row["speedup_runs"] = [
+            results[full_i, k]["step_s"] / results[i, k]["step_s"]
+            for k in range(len(jobs[i]))
+            if (full_i, k) in results and results[i, k]["step_s"] == results[i, k]["step_s"]
+        ]
+        row["speedup"] = median(row["speedup_runs"])
     table = render(rows)
     print(table)
     result = {

@@ -64,3 +64,47 @@ def test_benchmarks_refuse_a_missing_gpu_with_a_clear_message() -> None:
     proc = _run("train_throughput.py", "--device", "cuda", "--rounds", "1")
     assert proc.returncode != 0
     assert "CUDA is not available" in proc.stderr
+
+
+@pytest.mark.slow
+def test_adaptation_table_pairs_speed_ups_and_marks_unsearched_rates(tmp_path: Path) -> None:
+    """benchmarks/adaptation.py on a tiny demo run, 2 updates per method: the chosen rate is the
+    lowest target_dev WER of the grid row's runs, each row's speed-up is the median of its runs'
+    ratios to full fine-tuning's run of the same round, and a row outside --grid says its rate
+    was not searched."""
+    tiny = [
+        "model.d_model=32",
+        "model.num_layers=1",
+        "model.num_heads=2",
+        "model.predictor_dim=32",
+        "model.joiner_dim=32",
+    ]
+    train = subprocess.run(
+        [sys.executable, "-m", "semiasr", "train", "demo", "data.root=corpus",
+         "data.synth_scale=0.01", *tiny, "train.max_steps=2", "sched.warmup_steps=1",
+         "train.progress=false", "run_root=runs", "name=tiny"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr[-2000:]
+    out = tmp_path / "table"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "adaptation.py"), "runs/tiny", "--steps", "2",
+         "--methods", "none", "full", "decoder", "--grid", "full", "--lrs", "0.001", "0.002",
+         "--set", "train.log_every=1", "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((out / "adaptation.json").read_text())
+    rows = {r["label"]: r for r in doc["rows"]}
+    assert set(rows) == {"none", "full", "decoder"}
+    fulls = [r for r in doc["tried"] if r["label"] == "full"]
+    assert [r["lr"] for r in fulls] == [0.001, 0.002]
+    assert rows["full"]["target_dev_wer"] == min(r["target_dev_wer"] for r in fulls)
+    assert rows["full"]["searched"] and not rows["decoder"]["searched"]
+    assert rows["full"]["speedup"] == pytest.approx(1.0)
+    (dec,) = [r for r in doc["tried"] if r["label"] == "decoder"]
+    assert rows["decoder"]["speedup"] == pytest.approx(fulls[0]["step_s"] / dec["step_s"])
+    assert rows["none"]["speedup"] != rows["none"]["speedup"]  # NaN: nothing trained
+    table = (out / "adaptation.md").read_text()
+    assert "(not searched)" in table.split("| decoder |")[1].splitlines()[0]
+    assert rows["decoder"]["activation_MiB"] > 0

@@ -179,6 +179,8 @@ FIXED_ON_RESUME = (
     "model.", "data.tokenizer.", "data.features.", "optim.", "sched.", "adapt.", "ssl.",
     "base_run", "seed",
 )  # fmt: skip
+# … except how they are computed or cached, and what only a fresh start reads
+FREE_ON_RESUME = ("data.features.cache", "optim.implementation", "model.init_encoder")
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -197,7 +199,9 @@ def _check_resume_config(path: Path, old_yaml: str, new_yaml: str) -> None:
 
     old, new = _flatten(yaml.safe_load(old_yaml) or {}), _flatten(yaml.safe_load(new_yaml) or {})
     changed = sorted(
-        k for k in old.keys() & new.keys() if old[k] != new[k] and k.startswith(FIXED_ON_RESUME)
+        k
+        for k in old.keys() & new.keys()
+        if old[k] != new[k] and k.startswith(FIXED_ON_RESUME) and k not in FREE_ON_RESUME
     )
     if changed:
         diffs = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed[:6])

@@ -167,18 +167,21 @@ def run_path(root: str | Path, name: str) -> Path:
             f"run name {name!r} is not a plain folder name (no '/', not empty, '.' or '..'): "
             "choose another name=..."
         )
-    path = Path(root) / name
-    if path.resolve().parent != Path(root).resolve():
-        raise RunDirError(f"run {name!r} would not lie directly inside {root}")
-    return path
+    return Path(root) / name
 
 
 # settings a resumed run cannot take on: the checkpoint's model, optimizer and schedule win (a
 # change would be ignored, or not fit), and the tokenizer and features define what the model reads
 FIXED_ON_RESUME = (
-    "model.", "data.tokenizer.", "data.features.", "optim.", "sched.", "adapt.", "ssl.",
-    "base_run", "seed",
-)  # fmt: skip
+    "model.",
+    "data.tokenizer.",
+    "data.features.",
+    "optim.",
+    "sched.",
+    "adapt.",
+    "ssl.",
+    "seed",
+)  # fmt: skip  (an adaptation's base checkpoint is checked by its SHA-256, tasks.adapt)
 # … except how they are computed or cached, and what only a fresh start reads
 FREE_ON_RESUME = ("data.features.cache", "optim.implementation", "model.init_encoder")
 
@@ -226,20 +229,31 @@ def open_run_dir(
 
     ``mode``: ``"new"`` refuses a run that has results already; ``"resume"`` reopens it (or creates
     it when absent) and refuses a config that changes what its checkpoints fix; ``"overwrite"``
-    deletes it first. A folder without results (a start that failed) is started again in any
-    mode. Writes ``config.yaml`` and ``meta.json`` (git revision, package versions, host)
+    deletes it first. A run folder without results (config and meta but no checkpoint or metrics:
+    a start that failed) is cleared and started again in any mode; a folder that is not a run
+    counts as existing; a link is never deleted (resuming through one works). Writes ``config.yaml`` and ``meta.json`` (git revision, package versions, host)
     atomically; a resume keeps ``meta.json``'s first start and appends to its ``resumes``.
     """
     if mode not in {"new", "resume", "overwrite"}:
         raise ValueError(f"mode must be 'new', 'resume' or 'overwrite', got {mode!r}")
     path = run_path(root, name)
-    exists = path.is_dir() and has_results(path)
+    nonempty = path.is_dir() and any(path.iterdir())
+    a_run = (path / "config.yaml").is_file() and (path / "meta.json").is_file()
+    # a folder that is not a run is never taken for a failed start
+    exists = nonempty and (has_results(path) or not a_run)
     if exists and mode == "new":
         raise RunDirError(
             f"run directory {path} exists already; pass --resume to continue it or --overwrite "
             "to start it afresh (or choose another name=...)"
         )
-    if path.exists() and mode == "overwrite":
+    if nonempty and (mode == "overwrite" or not exists):
+        # a folder without results is a start that failed: its tokenizer and statistics would
+        # otherwise be taken for this run's
+        if path.is_symlink():  # its target may hold anything: not ours to delete
+            raise RunDirError(
+                f"{path} is a link to {path.resolve()}: remove the link (or what it points to) "
+                "yourself to start this run afresh"
+            )
         shutil.rmtree(path)
         exists = False
     resuming = exists and mode == "resume"

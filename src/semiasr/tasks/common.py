@@ -113,28 +113,49 @@ def training_data_config(cfg: Any, log: logging.Logger | None = None) -> Any:
     return out
 
 
-def check_setup(cfg: Any, splits: list[str], make_model: Any = None) -> None:
+def check_setup(cfg: Any, splits: list[str], make_model: Any = None, fresh: bool = True) -> None:
     """Fail before a run directory is opened — before ``--overwrite`` deletes the old run — on
-    what a config can get wrong: a split that does not exist or does not read, a model, an
-    adaptation, an optimizer or a schedule that does not build. The model is built on the
+    what a config can get wrong: a training or validation split (or, for joint training,
+    ``ssl.splits``) that does not exist or does not read, a model, an adaptation, an optimizer or
+    a schedule that does not build, and (``fresh``: no checkpoint to resume from) a
+    ``model.init_encoder`` that does not load into the encoder. The model is built on the
     ``meta`` device (no memory, no weights) by ``make_model(cfg)`` (default: the recogniser of
     ``cfg.model``); the real one is built after the tokenizer."""
     import torch
 
     from semiasr.data.manifest import load_split
+    from semiasr.errors import ConfigError
     from semiasr.models import build_model
     from semiasr.optim import build_optimizer
     from semiasr.optim.schedules import build_scheduler
 
-    for split in splits:
+    joint = float(getattr(cfg.ssl, "joint_weight", 0.0) or 0.0) > 0
+    if joint and not cfg.ssl.splits:
+        raise ConfigError(
+            "ssl.joint_weight > 0 needs ssl.splits: the unlabelled audio to train BEST-RQ on",
+            key="ssl.splits",
+        )
+    more = [*cfg.data.valid, *(cfg.ssl.splits if joint else [])]
+    for split in dict.fromkeys([*splits, *more]):
         load_split(cfg.data.root, split, skip_bad=cfg.data.skip_bad)
     with torch.device("meta"):
         if make_model is not None:
             model = make_model(cfg)
         else:
             model = build_model(cfg.model, 8, cfg.data.features.num_mel_bins)
+        if fresh and cfg.model.init_encoder and hasattr(model, "encoder"):
+            import warnings
+
+            from semiasr.models.bestrq import load_encoder_weights
+
+            with warnings.catch_warnings():  # keys and shapes are what is checked here
+                warnings.filterwarnings("ignore", ".*copying from a non-meta parameter")
+                load_encoder_weights(model.encoder, cfg.model.init_encoder)
         if cfg.base_run and cfg.adapt.method:
             from semiasr.adapt import prepare_adaptation
 
             prepare_adaptation(model, cfg.adapt)
-    build_scheduler(build_optimizer(model, cfg.optim), cfg.sched, cfg.train.max_steps)
+    optim = copy.deepcopy(cfg.optim)
+    if getattr(optim, "implementation", None) == "fused":  # no fused kernel for meta tensors
+        optim.implementation = "auto"
+    build_scheduler(build_optimizer(model, optim), cfg.sched, cfg.train.max_steps)

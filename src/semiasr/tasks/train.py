@@ -17,7 +17,7 @@ from semiasr.models.build import build_model, count_parameters
 from semiasr.objectives import objective_for
 from semiasr.optim import build_optimizer, build_scheduler
 from semiasr.optim.build import decay_groups
-from semiasr.rundir import RunDir, open_run_dir
+from semiasr.rundir import RunDir, has_results, open_run_dir, run_path
 from semiasr.tasks.common import (
     check_setup,
     prepare_corpus,
@@ -43,7 +43,8 @@ def open_run(
     :func:`~semiasr.tasks.common.check_setup` has passed on ``splits`` (default: the training
     splits) and the model (``make_model``), optimizer and schedule. ``extra``: more fields of
     meta.json."""
-    check_setup(cfg, list(cfg.data.train) if splits is None else splits, make_model)
+    fresh = mode != "resume" or not has_results(run_path(cfg.run_root, cfg.name))
+    check_setup(cfg, list(cfg.data.train) if splits is None else splits, make_model, fresh)
     rank, _ = rank_and_world()
     if rank == 0:
         return open_run_dir(cfg.run_root, cfg.name, to_yaml(cfg), mode, extra)

@@ -47,22 +47,36 @@ def test_run_names_must_be_plain_folder_names(tmp_path: Path, name: str) -> None
     assert (root / "other" / "keep.txt").is_file()
 
 
-def test_a_link_out_of_the_root_is_not_overwritten(tmp_path: Path) -> None:
+def test_a_linked_run_resumes_but_is_never_deleted(tmp_path: Path) -> None:
     (tmp_path / "runs").mkdir()
-    (tmp_path / "elsewhere").mkdir()
-    (tmp_path / "elsewhere" / "data.txt").write_text("precious")
-    (tmp_path / "runs" / "r").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(RunDirError, match="inside"):
+    disk = tmp_path / "bigdisk" / "r"
+    run = open_run_dir(tmp_path / "bigdisk", "r", "a: 1\n")
+    (run.checkpoints / "step-1.pt").write_bytes(b"x")
+    (tmp_path / "runs" / "r").symlink_to(disk)
+    again = open_run_dir(tmp_path / "runs", "r", "a: 1\n", mode="resume")
+    assert again.resumed and (again.checkpoints / "step-1.pt").is_file()
+    with pytest.raises(RunDirError, match="is a link"):
         open_run_dir(tmp_path / "runs", "r", "a: 1\n", mode="overwrite")
-    assert (tmp_path / "elsewhere" / "data.txt").read_text() == "precious"
+    assert (disk / "checkpoints" / "step-1.pt").is_file()
 
 
-def test_a_start_that_failed_is_started_again(tmp_path: Path) -> None:
-    """A folder with only config and meta (the command stopped before training) does not block
-    the corrected command, which needs neither --resume nor --overwrite."""
-    open_run_dir(tmp_path, "r", "a: 1\n")
+def test_a_start_that_failed_is_cleared_and_started_again(tmp_path: Path) -> None:
+    """A run folder with only config and meta (the command stopped before training) does not
+    block the corrected command, which needs neither --resume nor --overwrite; what the failed
+    start left (a tokenizer of other settings) is not taken for the new run's."""
+    failed = open_run_dir(tmp_path, "r", "a: 1\n")
+    (failed.path / "tokenizer.json").write_text("{}")
     again = open_run_dir(tmp_path, "r", "a: 2\n")
     assert not again.resumed and again.config_file.read_text() == "a: 2\n"
+    assert not (again.path / "tokenizer.json").exists()
+
+
+def test_a_folder_that_is_not_a_run_is_not_cleared(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(RunDirError, match="exists already"):
+        open_run_dir(tmp_path, "mine", "a: 1\n")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
 def test_resume_refuses_settings_the_checkpoints_fix(tmp_path: Path) -> None:

@@ -134,8 +134,9 @@ def _report(
         "# semiasr demo",
         "",
         f"Made by `{command}` in {seconds / 60:.1f} min (source training "
-        f"{summary.wall_time_s / 60:.1f} min, {summary.steps} steps, precision {summary.precision}; "
-        f"adaptation {adapt_summary.wall_time_s / 60:.1f} min, {adapt_summary.steps} steps); "
+        f"{_minutes(summary)} min, {summary.steps} steps, precision {summary.precision}; "
+        f"adaptation {_minutes(adapt_summary)} min, {adapt_summary.steps} steps; training "
+        "times over every invocation that led to the checkpoints); "
         f"Python {sys.version.split()[0]}.",
         "",
         f"Model: {cfg.model.kind}, preset {cfg.model.preset}; tokenizer {cfg.data.tokenizer.kind}; "
@@ -171,3 +172,9 @@ def _report(
         "",
     ]
     return "\n".join(lines)
+
+
+def _minutes(summary: Any) -> str:
+    """The training's minutes over all its invocations (a resumed run's earlier parts too)."""
+    total = summary.total_wall_time_s
+    return f"{(total if total is not None else summary.wall_time_s) / 60:.1f}"

@@ -89,6 +89,8 @@ class FitSummary:
     resumed_from: str | None = None
     last_checkpoint: str | None = None
     averaged_checkpoint: str | None = None
+    # wall time of the whole run: this fit's plus what the resumed checkpoint had recorded
+    total_wall_time_s: float | None = None
 
 
 def _validate(cfg: TrainConfig) -> None:
@@ -228,6 +230,8 @@ class Trainer:
         self.best_value: float | None = None
         self.best_step: int | None = None
         self.last_loss: float | None = None
+        self._seconds_before = 0.0  # training time recorded by the checkpoint resumed from
+        self._fit_started: float | None = None
         self._ddp: nn.Module | None = None
         self._pending: dict[str, Any] | None = None
         self._stop_signal: int | None = None
@@ -246,7 +250,7 @@ class Trainer:
             self._close_log()
 
     def _fit(self, resume: bool | None) -> FitSummary:
-        t0 = time.perf_counter()
+        t0 = self._fit_started = time.perf_counter()
         self._evaluates = any(all_gather_objects(self.evaluate is not None))
         resumed_from = None
         if resume if resume is not None else self.run_dir.resumed:
@@ -304,6 +308,7 @@ class Trainer:
             best_metric=self.best_value,
             best_step=self.best_step,
             wall_time_s=time.perf_counter() - t0,
+            total_wall_time_s=self._seconds_before + time.perf_counter() - t0,
             bad_steps=self.bad_total,
             interrupted=interrupted,
             precision=self.precision,
@@ -343,6 +348,8 @@ class Trainer:
                 "best_step": self.best_step,
                 "last_loss": self.last_loss,
                 "world_size": self.dist.world_size,
+                "train_seconds": self._seconds_before
+                + (time.perf_counter() - self._fit_started if self._fit_started else 0.0),
             },
             "ranks": ranks,
         }
@@ -393,6 +400,7 @@ class Trainer:
         self.bad_total, self.bad_consecutive = int(t["bad_total"]), int(t["bad_consecutive"])
         self.best_value, self.best_step = t["best_value"], t["best_step"]
         self.last_loss = t.get("last_loss")
+        self._seconds_before = float(t.get("train_seconds", 0.0))
         self._saved_step = self.step
         ranks = ckpt["ranks"]
         if len(ranks) == self.dist.world_size:

@@ -218,6 +218,23 @@ def test_a_run_stopped_by_max_epochs_resumes_into_the_next_epoch(make_trainer, t
     assert _max_diff(_params(model), _params(full_model)) < 1e-6
 
 
+def test_the_run_s_total_time_adds_up_over_resumes(make_trainer, toy_args, tmp_path):
+    """A checkpoint records the training time that led to it; a resumed fit reports its own wall
+    time and the run's total (what the demo's report shows)."""
+    from semiasr.train import load_checkpoint
+
+    toy_args.max_steps, toy_args.ckpt_every = 2, 1
+    first = make_trainer(toy_args, name="t")[0].fit()
+    recorded = load_checkpoint(tmp_path / "t" / "checkpoints" / "step-2.pt")["trainer"]
+    assert 0 < recorded["train_seconds"] <= first.wall_time_s
+    assert first.total_wall_time_s == pytest.approx(first.wall_time_s, abs=1e-3)
+    toy_args.max_steps = 4
+    again = make_trainer(toy_args, name="t", resume=True)[0].fit()
+    assert again.total_wall_time_s == pytest.approx(
+        recorded["train_seconds"] + again.wall_time_s, abs=1e-3
+    )
+
+
 def test_each_run_logs_to_its_own_file(make_trainer, toy_args, tmp_path):
     """The log.txt handler of a finished run is closed: a later run in the same process does not
     write into it."""

@@ -11,7 +11,10 @@ Speech Foundation Models", 2023, fine-tune such adapters plus the decoder on a f
 ``add_adapters`` puts an adapter on the output of chosen modules (a whole block, or a submodule of
 it such as ``ff2``) with a forward hook: in series, ``y = A(f(x))``, or in parallel with the module,
 ``y = f(x) + s · (A(x) − x)``, the adapter reading the module's input (He et al., "Towards a Unified
-View of Parameter-Efficient Transfer Learning", 2022). The adapters live in ``model.adapters`` (an
+View of Parameter-Efficient Transfer Learning", 2022). ``conv_kernel=k`` adds a depthwise
+convolution over time inside the bottleneck, ``up(dwconv_k(act(down(LN(x)))))``, its kernel the
+identity at first; padded frames (the module's boolean ``(B, T)`` mask argument) are zeroed before
+it, and it is causal for a causal encoder. The adapters live in ``model.adapters`` (an
 ``nn.ModuleDict`` keyed by the dotted target name with ``-`` for ``.``), so the base model's
 parameter names do not change and a base checkpoint still loads into the adapted model.
 """
@@ -22,13 +25,22 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semiasr.adapt.names import adapt_state, join_name, key_of, matching_modules, root_container
 from semiasr.adapt.outputs import main_tensor, replace_main_tensor
 from semiasr.errors import ConfigError
 
-__all__ = ["ADAPTER_MODES", "ResidualAdapter", "adapter_targets", "add_adapters", "infer_width"]
+__all__ = [
+    "ADAPTER_MODES",
+    "ResidualAdapter",
+    "adapter_targets",
+    "add_adapters",
+    "find_pad_mask",
+    "infer_width",
+]
 
 ADAPTER_MODES = ("serial", "parallel")
 
@@ -44,28 +56,73 @@ def activation(name: str) -> nn.Module:
 class ResidualAdapter(nn.Module):
     """x (…, D) -> x + up(act(down(LN(x)))), identity at initialisation."""
 
-    def __init__(self, d_model: int, bottleneck: int, act: str = "relu", dropout: float = 0.0):
+    def __init__(
+        self,
+        d_model: int,
+        bottleneck: int,
+        act: str = "relu",
+        dropout: float = 0.0,
+        conv_kernel: int = 0,
+        causal: bool = False,
+    ):
         super().__init__()
         if bottleneck < 1 or d_model < 1:
             raise ConfigError(f"adapter sizes must be positive, got d={d_model} r={bottleneck}")
+        if conv_kernel < 0 or (conv_kernel and not causal and conv_kernel % 2 == 0):
+            raise ConfigError(
+                f"adapter_conv_kernel must be 0 (none) or, for a full-context encoder, odd; "
+                f"got {conv_kernel}",
+                key="adapter_conv_kernel",
+            )
         self.norm = nn.LayerNorm(d_model)
         self.down = nn.Linear(d_model, bottleneck)
         self.act = activation(act)
+        self.conv: nn.Conv1d | None = None
+        if conv_kernel:
+            self.conv = nn.Conv1d(bottleneck, bottleneck, conv_kernel, groups=bottleneck)
+            with torch.no_grad():  # the identity: the centre (causal: last) tap 1, the rest 0
+                self.conv.weight.zero_()
+                self.conv.weight[:, 0, conv_kernel - 1 if causal else conv_kernel // 2] = 1.0
+                self.conv.bias.zero_()
+            k = conv_kernel - 1
+            self.padding = (k, 0) if causal else (k // 2, k // 2)
         self.dropout = nn.Dropout(dropout)
         self.up = nn.Linear(bottleneck, d_model)
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
 
-    def delta(self, x: Tensor) -> Tensor:
-        """The residual branch alone: up(act(down(LN(x))))."""
-        return self.up(self.dropout(self.act(self.down(self.norm(x)))))
+    def delta(self, x: Tensor, pad_mask: Tensor | None = None) -> Tensor:
+        """The residual branch alone: up(act(down(LN(x)))), with the depthwise convolution over
+        time after the activation where the adapter has one (``pad_mask`` (B, T), True on valid
+        frames: padded frames are zeroed before it, so they cannot reach valid ones)."""
+        h = self.act(self.down(self.norm(x)))
+        if self.conv is not None:
+            if pad_mask is not None:
+                h = h.masked_fill(~pad_mask[..., None], 0.0)
+            h = self.conv(F.pad(h.transpose(1, 2), self.padding)).transpose(1, 2)
+        return self.up(self.dropout(h))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.delta(x)
+    def forward(self, x: Tensor, pad_mask: Tensor | None = None) -> Tensor:
+        return x + self.delta(x, pad_mask)
 
     def on_output(self, module: nn.Module, args: Any, output: Any) -> Any:
         """Forward hook: adapt the main tensor of ``module``'s output."""
         return replace_main_tensor(output, self(main_tensor(output)))
+
+
+class MaskedHook:
+    """Forward hook (``with_kwargs=True``) of a serial adapter with a convolution: adapts the main
+    tensor of ``name``'s output, passing the module's padding mask (:func:`find_pad_mask`)."""
+
+    def __init__(self, adapter: ResidualAdapter, name: str):
+        self.adapter = adapter
+        self.name = name
+
+    def __call__(self, module: nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> Any:
+        y = main_tensor(output)
+        return replace_main_tensor(
+            output, self.adapter(y, find_pad_mask(self.name, y, args, kwargs))
+        )
 
 
 class ParallelHook:
@@ -91,7 +148,8 @@ class ParallelHook:
                 f"{x.shape[-1]} features, its output {y.shape[-1]}",
                 key=self.name,
             )
-        return replace_main_tensor(output, y + self.scale * self.adapter.delta(x))
+        mask = find_pad_mask(self.name, x, args, kwargs) if self.adapter.conv is not None else None
+        return replace_main_tensor(output, y + self.scale * self.adapter.delta(x, mask))
 
     def _input(self, module: nn.Module, args: Any, kwargs: dict[str, Any]) -> Any:
         if args:
@@ -104,6 +162,25 @@ class ParallelHook:
             f"{self.first or 'a named first parameter'}=...",
             key=self.name,
         )
+
+
+def find_pad_mask(name: str, y: Tensor, args: Any, kwargs: dict[str, Any]) -> Tensor:
+    """The padding mask among the arguments of module ``name``: the last boolean tensor shaped
+    like the first two dimensions (B, T) of ``y`` — the ``pad_mask`` of the Conformer's blocks and
+    convolution modules. A module without one raises ConfigError: an adapter's convolution there
+    would mix padded frames into valid ones."""
+    found = None
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, Tensor) and a.dtype == torch.bool and a.shape == y.shape[:2]:
+            found = a
+    if found is None:
+        raise ConfigError(
+            f"an adapter with a convolution (adapter_conv_kernel) on {name} needs the module's "
+            f"padding mask, a boolean (batch, time) argument, and {name} takes none: put these "
+            "adapters on the blocks' outputs or the conv modules, or set adapter_conv_kernel=0",
+            key="adapter_conv_kernel",
+        )
+    return found
 
 
 def infer_width(module: nn.Module) -> int:
@@ -140,6 +217,8 @@ def add_adapters(
     d_model: int | None = None,
     mode: str = "serial",
     scale: float = 1.0,
+    conv_kernel: int = 0,
+    causal: bool = False,
 ) -> dict[str, ResidualAdapter]:
     """Attach a zero-initialised ResidualAdapter to every position of every block matching
     ``layers`` (a dotted glob over module names): ``mode="serial"`` on the module's output,
@@ -155,10 +234,12 @@ def add_adapters(
         if key in store:
             raise ConfigError(f"{name} already has an adapter", key=name)
         width = d_model if d_model is not None else infer_width(module)
-        adapter = ResidualAdapter(width, bottleneck, act, dropout)
+        adapter = ResidualAdapter(width, bottleneck, act, dropout, conv_kernel, causal)
         place_like(adapter, module)
         store[key] = adapter
-        if mode == "serial":
+        if mode == "serial" and conv_kernel:
+            module.register_forward_hook(MaskedHook(adapter, name), with_kwargs=True)
+        elif mode == "serial":
             module.register_forward_hook(adapter.on_output)
         else:
             module.register_forward_hook(

@@ -56,6 +56,13 @@ def _outside(model: nn.Module, encoder: str) -> list[str]:
     return sorted(own - {encoder.split(".")[0]}) if encoder else []
 
 
+def _causal(model: nn.Module, encoder: str) -> bool:
+    """Whether the encoder is causal (streaming): its ``cfg.causal``, as semiasr's Conformer has
+    it; False for encoders without one (Hugging Face's are full-context)."""
+    enc = dict(model.named_modules()).get(encoder) if encoder else model
+    return bool(getattr(getattr(enc, "cfg", None), "causal", False))
+
+
 def _add_modules(model: nn.Module, cfg: AdaptConfig) -> list[str]:
     """Add the method's modules; return the parameter globs that train (besides the decoder)."""
     layers = join_name(cfg.encoder, cfg.layers)
@@ -68,6 +75,8 @@ def _add_modules(model: nn.Module, cfg: AdaptConfig) -> list[str]:
             cfg.bottleneck,
             mode=cfg.adapter_mode,
             scale=cfg.adapter_scale,
+            conv_kernel=cfg.adapter_conv_kernel,
+            causal=_causal(model, cfg.encoder),
             **adapter_opts,
         )
         for extra in cfg.adapter_extra:
@@ -123,6 +132,12 @@ def prepare_adaptation(
             f"adapter_scale={cfg.adapter_scale} scales parallel adapters only; "
             "set adapter_mode=parallel or leave the scale at 1",
             key="adapter_scale",
+        )
+    if cfg.adapter_conv_kernel and cfg.method not in ("adapters", "hff+adapters"):
+        raise ConfigError(
+            f"adapter_conv_kernel={cfg.adapter_conv_kernel} applies to the adapters and "
+            f"hff+adapters methods, not {cfg.method!r} (per-domain adapters have no convolution)",
+            key="adapter_conv_kernel",
         )
     if cfg.method == "decoder" and not cfg.encoder:
         raise ConfigError("method 'decoder' needs the encoder's name", key="encoder")

@@ -16,6 +16,7 @@ from semiasr.adapt import (
     prepare_adaptation,
     save_adaptation,
 )
+from semiasr.errors import ConfigError
 from semiasr.models import build_model
 from semiasr.models.config import ModelConfig
 
@@ -173,3 +174,103 @@ def test_a_front_end_adapter_starts_as_the_identity_and_trains() -> None:
     model(x, n, y).logits.square().sum().backward()
     assert model.adapters["encoder-subsampling"].up.weight.grad.abs().sum() > 0
     assert model.encoder.subsampling.out.weight.grad is None  # the front end itself stays frozen
+
+
+def conv_adapted(causal: bool = False, positions=("output",), kernel: int = 5, **kw):
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        d_model=16, num_layers=3, num_heads=2, predictor_dim=8, joiner_dim=8, conv_kernel=3,
+        causal=causal,
+    )  # fmt: skip
+    model = build_model(cfg, vocab_size=6, feat_dim=8).double().eval()
+    return prepare_adaptation(
+        model, "adapters", bottleneck=4, adapter_conv_kernel=kernel,
+        adapter_positions=list(positions), **kw,
+    )  # fmt: skip
+
+
+def randomize_conv_adapters(model) -> None:
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for a in model.adapters.values():
+            for p in a.parameters():
+                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
+
+
+def test_a_convolution_adapter_starts_as_the_plain_adapter_and_its_kernel_trains() -> None:
+    x, n, y = inputs(torch.float32)
+    plain = prepare_adaptation(transducer(dtype=torch.float32), "adapters", bottleneck=4)
+    model = prepare_adaptation(
+        transducer(dtype=torch.float32), "adapters", bottleneck=4, adapter_conv_kernel=5
+    )
+    assert all(a.conv.weight.shape == (4, 1, 5) for a in model.adapters.values())
+    assert torch.equal(model(x, n, y).logits, plain(x, n, y).logits)
+    # once the up-projections are nonzero, the convolution's kernel gets a gradient
+    with torch.no_grad():
+        for a in model.adapters.values():
+            a.up.weight.normal_()
+    model(x, n, y).logits.square().sum().backward()
+    assert all(a.conv.weight.grad.abs().sum() > 0 for a in model.adapters.values())
+    assert all(p.grad is None for p in model.encoder.parameters())
+
+
+def test_a_convolution_adapter_computes_its_formula() -> None:
+    """y = x + W_up dwconv(act(W_down LN(x) + b_down)) + b_up, the convolution over time with
+    (k - 1) / 2 zero frames on each side and padded frames zeroed, checked by hand in float64."""
+    model = conv_adapted(kernel=3)
+    randomize_conv_adapters(model)
+    a = model.adapters["encoder-layers-0"]
+    x = torch.randn(2, 7, 16, dtype=torch.float64)
+    mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+    h = torch.relu(a.down(a.norm(x))) * mask[..., None]
+    w, b = a.conv.weight[:, 0], a.conv.bias  # (r, 3), (r,)
+    hp = torch.nn.functional.pad(h, (0, 0, 1, 1))
+    conv = sum(hp[:, j : j + 7] * w[:, j] for j in range(3)) + b
+    torch.testing.assert_close(a(x, mask), x + a.up(conv), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_convolution_adapters_do_not_see_padding(causal) -> None:
+    """An utterance gives the same encoder output alone and padded in a batch with longer ones."""
+    model = conv_adapted(causal=causal, positions=("output", "conv"))
+    randomize_conv_adapters(model)
+    x, n, _ = inputs()
+    with torch.no_grad():
+        batch = model.encoder(x, n).frames
+        for b in range(3):
+            alone = model.encoder(x[b : b + 1, : n[b]], n[b : b + 1]).frames
+            t = alone.shape[1]
+            torch.testing.assert_close(batch[b : b + 1, :t], alone, rtol=0, atol=1e-12)
+
+
+def test_causal_convolution_adapters_keep_a_streaming_encoder_causal() -> None:
+    model = conv_adapted(causal=True, kernel=5)
+    randomize_conv_adapters(model)
+    assert all(a.padding == (4, 0) for a in model.adapters.values())
+    x, n, _ = inputs()
+    x, n = x[:1], n[:1]
+    with torch.no_grad():
+        ref = model.encoder(x, n).frames
+        changed = x.clone()
+        changed[:, 16:] += 1.0  # later input: earlier outputs of a causal encoder stay the same
+        out = model.encoder(changed, n).frames
+    t = 16 // 4 - 1  # frames whose receptive field ends before input frame 16 (4x subsampling)
+    torch.testing.assert_close(out[:, :t], ref[:, :t], rtol=0, atol=1e-12)
+    assert not torch.allclose(out, ref)
+
+
+def test_convolution_adapters_round_trip_and_refuse_where_they_cannot_mask(tmp_path) -> None:
+    model = conv_adapted(kernel=3)
+    randomize_conv_adapters(model)
+    save_adaptation(tmp_path / "a.pt", model)
+    loaded = load_adaptation(tmp_path / "a.pt", transducer())
+    x, n, y = inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(x, n, y).logits, model(x, n, y).logits)
+    bad = conv_adapted(positions=("ff1",))  # the feed-forward module takes no padding mask
+    with pytest.raises(ConfigError, match="ff1 needs the module's padding mask"):
+        bad(x, n, y)
+    with pytest.raises(ConfigError, match="adapter_conv_kernel"):
+        conv_adapted(kernel=4)  # even, full-context
+    with pytest.raises(ConfigError, match="not 'mda'"):
+        prepare_adaptation(transducer(), "mda", adapter_conv_kernel=3)

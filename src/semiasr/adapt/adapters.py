@@ -38,8 +38,10 @@ __all__ = [
     "ResidualAdapter",
     "adapter_targets",
     "add_adapters",
+    "encoder_is_causal",
     "find_pad_mask",
     "infer_width",
+    "takes_pad_mask",
 ]
 
 ADAPTER_MODES = ("serial", "parallel")
@@ -112,17 +114,14 @@ class ResidualAdapter(nn.Module):
 
 class MaskedHook:
     """Forward hook (``with_kwargs=True``) of a serial adapter with a convolution: adapts the main
-    tensor of ``name``'s output, passing the module's padding mask (:func:`find_pad_mask`)."""
+    tensor of the module's output, passing the module's ``pad_mask`` argument."""
 
-    def __init__(self, adapter: ResidualAdapter, name: str):
+    def __init__(self, adapter: ResidualAdapter):
         self.adapter = adapter
-        self.name = name
 
     def __call__(self, module: nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> Any:
         y = main_tensor(output)
-        return replace_main_tensor(
-            output, self.adapter(y, find_pad_mask(self.name, y, args, kwargs))
-        )
+        return replace_main_tensor(output, self.adapter(y, find_pad_mask(module, args, kwargs)))
 
 
 class ParallelHook:
@@ -148,7 +147,7 @@ class ParallelHook:
                 f"{x.shape[-1]} features, its output {y.shape[-1]}",
                 key=self.name,
             )
-        mask = find_pad_mask(self.name, x, args, kwargs) if self.adapter.conv is not None else None
+        mask = find_pad_mask(module, args, kwargs) if self.adapter.conv is not None else None
         return replace_main_tensor(output, y + self.scale * self.adapter.delta(x, mask))
 
     def _input(self, module: nn.Module, args: Any, kwargs: dict[str, Any]) -> Any:
@@ -164,23 +163,33 @@ class ParallelHook:
         )
 
 
-def find_pad_mask(name: str, y: Tensor, args: Any, kwargs: dict[str, Any]) -> Tensor:
-    """The padding mask among the arguments of module ``name``: the last boolean tensor shaped
-    like the first two dimensions (B, T) of ``y`` — the ``pad_mask`` of the Conformer's blocks and
-    convolution modules. A module without one raises ConfigError: an adapter's convolution there
-    would mix padded frames into valid ones."""
-    found = None
-    for a in (*args, *kwargs.values()):
-        if isinstance(a, Tensor) and a.dtype == torch.bool and a.shape == y.shape[:2]:
-            found = a
-    if found is None:
-        raise ConfigError(
-            f"an adapter with a convolution (adapter_conv_kernel) on {name} needs the module's "
-            f"padding mask, a boolean (batch, time) argument, and {name} takes none: put these "
-            "adapters on the blocks' outputs or the conv modules, or set adapter_conv_kernel=0",
-            key="adapter_conv_kernel",
-        )
-    return found
+PAD_MASK = "pad_mask"
+
+
+def takes_pad_mask(module: nn.Module) -> bool:
+    """Whether ``module.forward`` has a ``pad_mask`` parameter (the Conformer's blocks and
+    convolution modules: boolean (B, T), True on valid frames)."""
+    return PAD_MASK in inspect.signature(module.forward).parameters
+
+
+def find_pad_mask(module: nn.Module, args: Any, kwargs: dict[str, Any]) -> Tensor | None:
+    """The ``pad_mask`` argument of a call ``module(*args, **kwargs)``, positional or keyword;
+    None where the caller passed None or left it out (no padding)."""
+    bound = inspect.signature(module.forward).bind_partial(*args, **kwargs)
+    return bound.arguments.get(PAD_MASK)
+
+
+def encoder_is_causal(model: nn.Module, name: str) -> bool:
+    """Whether the module ``name`` of ``model`` sits in a causal (streaming) encoder: the
+    ``cfg.causal`` of its nearest enclosing module that has one (semiasr's Conformer encoder);
+    False where none has (Hugging Face encoders are full-context)."""
+    modules = dict(model.named_modules())
+    parts = name.split(".") if name else []
+    for k in range(len(parts), -1, -1):
+        causal = getattr(getattr(modules.get(".".join(parts[:k])), "cfg", None), "causal", None)
+        if isinstance(causal, bool):
+            return causal
+    return False
 
 
 def infer_width(module: nn.Module) -> int:
@@ -218,12 +227,15 @@ def add_adapters(
     mode: str = "serial",
     scale: float = 1.0,
     conv_kernel: int = 0,
-    causal: bool = False,
+    causal: bool | None = None,
 ) -> dict[str, ResidualAdapter]:
     """Attach a zero-initialised ResidualAdapter to every position of every block matching
     ``layers`` (a dotted glob over module names): ``mode="serial"`` on the module's output,
     ``"parallel"`` beside the module (output + ``scale`` · the adapter's branch of the module's
-    input; the module must keep the width). Returns {target module name: adapter}."""
+    input; the module must keep the width). ``conv_kernel``: a depthwise convolution over time in
+    each bottleneck; the module must take a ``pad_mask``; the convolution is causal where
+    ``causal`` says so, or (None) where the enclosing encoder is (:func:`encoder_is_causal`).
+    Returns {target module name: adapter}."""
     if mode not in ADAPTER_MODES:
         raise ConfigError(f"unknown adapter mode {mode!r}; choose one of {ADAPTER_MODES}")
     added: dict[str, ResidualAdapter] = {}
@@ -233,12 +245,21 @@ def add_adapters(
         key = key_of(name)
         if key in store:
             raise ConfigError(f"{name} already has an adapter", key=name)
+        if conv_kernel and not takes_pad_mask(module):
+            raise ConfigError(
+                f"an adapter with a convolution (adapter_conv_kernel={conv_kernel}) on {name} "
+                f"needs the padding mask, and {type(module).__name__}.forward takes no "
+                f"{PAD_MASK}: the convolution would mix padded frames into valid ones. Put these "
+                "adapters on the blocks' outputs or their conv modules, or set adapter_conv_kernel=0",
+                key="adapter_conv_kernel",
+            )
         width = d_model if d_model is not None else infer_width(module)
-        adapter = ResidualAdapter(width, bottleneck, act, dropout, conv_kernel, causal)
+        is_causal = encoder_is_causal(model, name) if causal is None else causal
+        adapter = ResidualAdapter(width, bottleneck, act, dropout, conv_kernel, is_causal)
         place_like(adapter, module)
         store[key] = adapter
         if mode == "serial" and conv_kernel:
-            module.register_forward_hook(MaskedHook(adapter, name), with_kwargs=True)
+            module.register_forward_hook(MaskedHook(adapter), with_kwargs=True)
         elif mode == "serial":
             module.register_forward_hook(adapter.on_output)
         else:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from semiasr.adapt.adapters import encoder_is_causal
 from semiasr.adapt.config import AdaptConfig
 from semiasr.adapt.lora import lora_layers, merge_lora, unmerge_lora
 from semiasr.adapt.names import adapt_state
@@ -102,6 +103,8 @@ def save_adaptation(
         "tensors": _trained_tensors(model),
         "extra": extra or {},
     }
+    if config.get("adapter_conv_kernel"):  # the adapters' convolutions follow the encoder's
+        payload["encoder_causal"] = encoder_is_causal(model, config["encoder"])
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -166,6 +169,23 @@ def _check_config(path: str | Path, want: dict[str, Any], have: dict[str, Any]) 
         raise CheckpointError(f"{path}: the model is set up differently: {_few(pairs)}")
 
 
+def _check_causal(
+    path: str | Path, payload: dict[str, Any], model: nn.Module, config: dict[str, Any]
+) -> None:
+    """Convolution adapters trained in a causal encoder (left context only) compute something
+    else in a full-context one, whose weights may be the same: refused either way."""
+    want = payload.get("encoder_causal")
+    if want is None:
+        return
+    have = encoder_is_causal(model, config.get("encoder", "encoder"))
+    if have != want:
+        kinds = {True: "causal (streaming)", False: "full-context"}
+        raise CheckpointError(
+            f"{path}: its convolution adapters were trained in a {kinds[want]} encoder; this "
+            f"model's encoder is {kinds[have]}"
+        )
+
+
 def load_adaptation(path: str | Path, model: nn.Module) -> nn.Module:
     """Load an adaptation checkpoint on top of ``model``: a base model (it is then set up with the
     checkpoint's config) or one already set up with the same config. Returns ``model``. A base
@@ -182,6 +202,7 @@ def load_adaptation(path: str | Path, model: nn.Module) -> nn.Module:
     # on the model as it is, before it is touched
     _check_structure(path, payload["structure"], base_fingerprint(model)["structure"])
     _check_values(path, payload["values"], _base_state(model))
+    _check_causal(path, payload, model, config)
     if state.config is None:
         prepare_adaptation(model, **config)
         _check_structure(path, payload["structure"], base_fingerprint(model)["structure"])

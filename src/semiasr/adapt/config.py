@@ -33,8 +33,9 @@ class AdaptConfig:
     bottleneck: int = 32
     adapter_act: str = "relu"
     adapter_dropout: float = 0.0
-    # a depthwise convolution over time inside each adapter's bottleneck (kernel, odd; 0 = none),
-    # identity at the start; causal (left context only) when the encoder is
+    # a depthwise convolution over time inside each adapter's bottleneck: its kernel (0 = none;
+    # odd for a full-context encoder), identity at the start; causal (left context only) when the
+    # encoder is; only at positions whose forward takes a pad_mask (block outputs, conv modules)
     adapter_conv_kernel: int = 0
     # adapters and hff+adapters (MDA's per-domain adapters are serial): "serial" on each position's
     # output; "parallel" beside the position, reading its input, times adapter_scale

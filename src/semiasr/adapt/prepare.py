@@ -56,13 +56,6 @@ def _outside(model: nn.Module, encoder: str) -> list[str]:
     return sorted(own - {encoder.split(".")[0]}) if encoder else []
 
 
-def _causal(model: nn.Module, encoder: str) -> bool:
-    """Whether the encoder is causal (streaming): its ``cfg.causal``, as semiasr's Conformer has
-    it; False for encoders without one (Hugging Face's are full-context)."""
-    enc = dict(model.named_modules()).get(encoder) if encoder else model
-    return bool(getattr(getattr(enc, "cfg", None), "causal", False))
-
-
 def _add_modules(model: nn.Module, cfg: AdaptConfig) -> list[str]:
     """Add the method's modules; return the parameter globs that train (besides the decoder)."""
     layers = join_name(cfg.encoder, cfg.layers)
@@ -76,7 +69,6 @@ def _add_modules(model: nn.Module, cfg: AdaptConfig) -> list[str]:
             mode=cfg.adapter_mode,
             scale=cfg.adapter_scale,
             conv_kernel=cfg.adapter_conv_kernel,
-            causal=_causal(model, cfg.encoder),
             **adapter_opts,
         )
         for extra in cfg.adapter_extra:

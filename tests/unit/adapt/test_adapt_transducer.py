@@ -176,13 +176,19 @@ def test_a_front_end_adapter_starts_as_the_identity_and_trains() -> None:
     assert model.encoder.subsampling.out.weight.grad is None  # the front end itself stays frozen
 
 
-def conv_adapted(causal: bool = False, positions=("output",), kernel: int = 5, **kw):
+def conv_adapted(
+    causal: bool = False, positions=("output",), kernel: int = 5, adapter_positions_none=False, **kw
+):
+    """The test transducer (float64, causal or not) with convolution adapters of ``kernel`` at
+    ``positions``; with ``adapter_positions_none`` the bare model instead."""
     torch.manual_seed(0)
     cfg = ModelConfig(
         d_model=16, num_layers=3, num_heads=2, predictor_dim=8, joiner_dim=8, conv_kernel=3,
         causal=causal,
     )  # fmt: skip
     model = build_model(cfg, vocab_size=6, feat_dim=8).double().eval()
+    if adapter_positions_none:
+        return model
     return prepare_adaptation(
         model, "adapters", bottleneck=4, adapter_conv_kernel=kernel,
         adapter_positions=list(positions), **kw,
@@ -197,19 +203,25 @@ def randomize_conv_adapters(model) -> None:
                 p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
 
 
-def test_a_convolution_adapter_starts_as_the_plain_adapter_and_its_kernel_trains() -> None:
-    x, n, y = inputs(torch.float32)
-    plain = prepare_adaptation(transducer(dtype=torch.float32), "adapters", bottleneck=4)
-    model = prepare_adaptation(
-        transducer(dtype=torch.float32), "adapters", bottleneck=4, adapter_conv_kernel=5
-    )
-    assert all(a.conv.weight.shape == (4, 1, 5) for a in model.adapters.values())
-    assert torch.equal(model(x, n, y).logits, plain(x, n, y).logits)
-    # once the up-projections are nonzero, the convolution's kernel gets a gradient
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_fresh_convolution_is_the_identity_and_its_kernel_trains(causal) -> None:
+    """With every other part of the adapter random, a fresh convolution changes nothing: the
+    adapter's branch equals the plain adapter's, up(act(down(LN(x))))."""
+    model = conv_adapted(causal=causal, kernel=5)
+    g = torch.Generator().manual_seed(4)
     with torch.no_grad():
         for a in model.adapters.values():
-            a.up.weight.normal_()
-    model(x, n, y).logits.square().sum().backward()
+            for part in (a.norm, a.down, a.up):
+                for p in part.parameters():
+                    p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype))
+    x = torch.randn(2, 9, 16, dtype=torch.float64, generator=g)
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    for a in model.adapters.values():
+        assert a.conv.weight.shape == (4, 1, 5)
+        plain = a.up(torch.relu(a.down(a.norm(x))))
+        assert torch.equal(a.delta(x, mask), plain)
+    xb, n, y = inputs()
+    model(xb, n, y).logits.square().sum().backward()
     assert all(a.conv.weight.grad.abs().sum() > 0 for a in model.adapters.values())
     assert all(p.grad is None for p in model.encoder.parameters())
 
@@ -243,8 +255,13 @@ def test_convolution_adapters_do_not_see_padding(causal) -> None:
             torch.testing.assert_close(batch[b : b + 1, :t], alone, rtol=0, atol=1e-12)
 
 
-def test_causal_convolution_adapters_keep_a_streaming_encoder_causal() -> None:
-    model = conv_adapted(causal=True, kernel=5)
+@pytest.mark.parametrize("how", ["prepare_adaptation", "add_adapters"])
+def test_causal_convolution_adapters_keep_a_streaming_encoder_causal(how) -> None:
+    if how == "prepare_adaptation":
+        model = conv_adapted(causal=True, kernel=5)
+    else:  # the lower-level API finds the encoder's causality itself
+        model = conv_adapted(causal=True, kernel=0, adapter_positions_none=True)
+        add_adapters(model, "encoder.layers.*", ["output", "conv"], bottleneck=4, conv_kernel=5)
     randomize_conv_adapters(model)
     assert all(a.padding == (4, 0) for a in model.adapters.values())
     x, n, _ = inputs()
@@ -267,10 +284,24 @@ def test_convolution_adapters_round_trip_and_refuse_where_they_cannot_mask(tmp_p
     x, n, y = inputs()
     with torch.no_grad():
         assert torch.equal(loaded(x, n, y).logits, model(x, n, y).logits)
-    bad = conv_adapted(positions=("ff1",))  # the feed-forward module takes no padding mask
-    with pytest.raises(ConfigError, match="ff1 needs the module's padding mask"):
-        bad(x, n, y)
+    # refused at set-up: the feed-forward and attention modules take no padding mask
+    for position in ("ff1", "attn"):
+        with pytest.raises(ConfigError, match=f"{position} needs the padding mask"):
+            conv_adapted(positions=(position,))
     with pytest.raises(ConfigError, match="adapter_conv_kernel"):
         conv_adapted(kernel=4)  # even, full-context
     with pytest.raises(ConfigError, match="not 'mda'"):
         prepare_adaptation(transducer(), "mda", adapter_conv_kernel=3)
+
+
+def test_convolution_adapters_of_a_causal_encoder_do_not_load_into_a_full_context_one(
+    tmp_path,
+) -> None:
+    from semiasr.errors import CheckpointError
+
+    model = conv_adapted(causal=True, kernel=3)
+    save_adaptation(tmp_path / "a.pt", model)
+    base = transducer()  # the same weights (causality changes no parameter), full context
+    with pytest.raises(CheckpointError, match=r"trained in a causal .* full-context"):
+        load_adaptation(tmp_path / "a.pt", base)
+    assert not hasattr(base, "adapters")  # refused before anything was added

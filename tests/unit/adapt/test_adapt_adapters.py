@@ -198,3 +198,36 @@ def test_infer_width(toy) -> None:
     assert infer_width(model.encoder.layers[0].ff2) == 12
     with pytest.raises(ConfigError, match="width"):
         infer_width(nn.ReLU())
+
+
+@pytest.mark.parametrize(
+    ("t", "k", "padding"),
+    [(77, 7, (3, 3)), (77, 7, (6, 0)), (5, 31, (15, 15)), (200, 31, (30, 0)), (33, 65, (32, 32))],
+)
+def test_time_conv_equals_the_depthwise_conv1d(t, k, padding) -> None:
+    """The block-Toeplitz depthwise convolution against torch's, values and gradients in float64:
+    short inputs (fewer frames than taps), causal padding, kernels longer than a block."""
+    from semiasr.adapt.adapters import time_conv
+
+    g = torch.Generator().manual_seed(t + k)
+    conv = nn.Conv1d(5, 5, k, groups=5).double()
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g, dtype=torch.float64))
+    h = torch.randn(3, t, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    ours = time_conv(h, conv, padding)
+    ref = conv(nn.functional.pad(h.transpose(1, 2), padding)).transpose(1, 2)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    params = (h, conv.weight, conv.bias)
+    g_ours = torch.autograd.grad(ours.square().sum(), params)
+    g_ref = torch.autograd.grad(ref.square().sum(), params)
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-10)
+
+
+def test_time_conv_passes_gradcheck() -> None:
+    from semiasr.adapt.adapters import _TimeConv
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(2, 9, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda h, w: _TimeConv.apply(h, w, 4, 0), (h, w))

@@ -108,3 +108,16 @@ def test_adaptation_table_pairs_speed_ups_and_marks_unsearched_rates(tmp_path: P
     table = (out / "adaptation.md").read_text()
     assert "(not searched)" in table.split("| decoder |")[1].splitlines()[0]
     assert rows["decoder"]["activation_MiB"] > 0
+    # the same tiny run drives the paired step timer, convolution adapters included
+    ab = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "adapter_step_ab.py"), "runs/tiny",
+         "--batches", "3", "--warmup", "0", "--threads", "1", "--a", "full",
+         "--b", "adapters", "bottleneck=4", "adapter_conv_kernel=3"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert ab.returncode == 0, ab.stderr[-3000:]
+    pair = json.loads(ab.stdout)
+    assert pair["b"] == ["adapters", "bottleneck=4", "adapter_conv_kernel=3"]
+    assert 1 <= pair["timed_batches"] <= 3
+    assert pair["a_median_s"] > 0 and pair["b_median_s"] > 0
+    assert pair["b_over_a"] == pytest.approx(pair["b_median_s"] / pair["a_median_s"])

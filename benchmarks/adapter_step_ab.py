@@ -1,0 +1,124 @@
+"""Paired step time of two adaptation set-ups: one process, the same training batches, in turn.
+
+Runs minutes apart in separate processes differ by up to ±20% on a shared machine, which hides a
+cost of a few per cent. Here both set-ups of the same base run take a training step (forward,
+loss, backward, AdamW update) on each of the same ``target_train`` batches, alternating which goes
+first; the report is each one's median step and the median of the per-batch differences, B − A::
+
+    python benchmarks/adapter_step_ab.py runs/demo13 --batches 60 \
+        --a adapters bottleneck=64 \
+        --b adapters bottleneck=64 adapter_conv_kernel=31 \
+        --also-train 'encoder.layers.[123].**.*norm*' 'encoder.layers.[123].**.depthwise'
+
+Options after the method are AdaptConfig fields (ints, floats and words as written). The first
+``--warmup`` batches are not timed; one epoch of ``target_train`` at most (the demo's: 50 batches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from semiasr.adapt import prepare_adaptation
+from semiasr.data.loader import build_dataloader
+from semiasr.objectives import objective_for
+from semiasr.tasks.common import training_data_config
+from semiasr.tasks.evaluate import load_trained
+
+
+def parse_value(text: str) -> object:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def setup(run: Path, which: str, spec: list[str], also_train: list[str]):
+    """(decoded run, model set up for ``spec`` = [method, key=value ...], AdamW over its
+    trainable parameters)."""
+    method, *opts = spec
+    kwargs = {}
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            raise SystemExit(f"adapter_step_ab.py: {opt!r} is not key=value")
+        kwargs[key] = parse_value(value)
+    dec = load_trained(run, which)
+    model = dec.model.train()
+    prepare_adaptation(model, method, also_train=also_train, **kwargs)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    return dec, model, opt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--a", nargs="+", required=True, metavar="METHOD [KEY=VALUE ...]")
+    ap.add_argument("--b", nargs="+", required=True, metavar="METHOD [KEY=VALUE ...]")
+    ap.add_argument("--also-train", nargs="*", default=[], help="parameter globs, both set-ups")
+    ap.add_argument("--batches", type=int, default=60)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--which", default="averaged", help="base checkpoint")
+    args = ap.parse_args()
+    if args.batches <= args.warmup:
+        raise SystemExit("adapter_step_ab.py: --batches must exceed --warmup")
+    torch.set_num_threads(args.threads)
+    dec, model_a, opt_a = setup(args.run, args.which, args.a, args.also_train)
+    _, model_b, opt_b = setup(args.run, args.which, args.b, args.also_train)
+    loader = build_dataloader(
+        training_data_config(dec.cfg),
+        ["target_train"],
+        dec.tokenizer,
+        train=True,
+        seed=0,
+        feature_stats=dec.stats,
+    )
+    batches = [b for _, b in zip(range(args.batches), loader)]
+    if len(batches) <= args.warmup:
+        raise SystemExit(
+            f"adapter_step_ab.py: {args.run}'s target_train gives {len(batches)} batches, "
+            f"not more than --warmup {args.warmup}"
+        )
+    objective = objective_for(model_a)
+
+    def step(model, opt, batch) -> float:
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        objective(model, batch)[0].backward()
+        opt.step()
+        return time.perf_counter() - t0
+
+    times: dict[str, list[float]] = {"a": [], "b": []}
+    pair = {"a": (model_a, opt_a), "b": (model_b, opt_b)}
+    for i, batch in enumerate(batches):
+        for name in ("a", "b") if i % 2 == 0 else ("b", "a"):
+            dt = step(*pair[name], batch)
+            if i >= args.warmup:
+                times[name].append(dt)
+    diffs = [b - a for a, b in zip(times["a"], times["b"])]
+    result = {
+        "a": args.a,
+        "b": args.b,
+        "also_train": args.also_train,
+        "timed_batches": len(diffs),
+        "threads": args.threads,
+        "a_median_s": statistics.median(times["a"]),
+        "b_median_s": statistics.median(times["b"]),
+        "b_minus_a_median_s": statistics.median(diffs),
+        "b_over_a": statistics.median(times["b"]) / statistics.median(times["a"]),
+    }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

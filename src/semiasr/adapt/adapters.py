@@ -121,6 +121,11 @@ class _TimeConv(torch.autograd.Function):
         k = w.shape[1]
         L = max(32, k - 1)  # block length: each block's window reaches at most one block on
         To = T + left + right - k + 1
+        if To < 1:
+            raise ValueError(
+                f"a convolution of {k} taps needs at least {k} frames; got {T} with padding "
+                f"({left}, {right})"
+            )
         nb = -(-To // L)
         span = L + k - 1
         hp = F.pad(h, (0, 0, left, nb * L + k - 1 - T - left))  # (B, nb*L + k - 1, C)
@@ -128,7 +133,8 @@ class _TimeConv(torch.autograd.Function):
         s = torch.arange(span, device=h.device)[:, None] - torch.arange(L, device=h.device)
         idx = torch.where((s >= 0) & (s < k), s, k)  # (span, L): tap s - t, or k (zero)
         m = F.pad(w, (0, 1))[:, idx]  # (C, span, L), m[c, s, t] = w[c, s - t]
-        y = torch.bmm(x, m)  # (C, B*nb, L)
+        with torch.autocast(h.device.type, enabled=False):  # in h's dtype, as the backward
+            y = torch.bmm(x, m)  # (C, B*nb, L)
         ctx.save_for_backward(x, m)
         ctx.dims = (B, T, C, k, L, nb, left, To)
         return y.reshape(C, B, nb * L)[:, :, :To].permute(1, 2, 0)
@@ -138,7 +144,7 @@ class _TimeConv(torch.autograd.Function):
         x, m = ctx.saved_tensors
         B, T, C, k, L, nb, left, To = ctx.dims
         span = L + k - 1
-        gy = F.pad(g.permute(2, 0, 1), (0, nb * L - To)).reshape(C, B * nb, L)
+        gy = F.pad(g.to(x.dtype).permute(2, 0, 1), (0, nb * L - To)).reshape(C, B * nb, L)
         gh = gw = None
         if ctx.needs_input_grad[1]:
             gm = torch.bmm(x.transpose(1, 2), gy)  # (C, span, L)

@@ -231,3 +231,25 @@ def test_time_conv_passes_gradcheck() -> None:
     h = torch.randn(2, 9, 3, generator=g, dtype=torch.float64, requires_grad=True)
     w = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda h, w: _TimeConv.apply(h, w, 4, 0), (h, w))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_time_conv_trains_under_bf16_autocast(dtype) -> None:
+    """Mixed precision: a float32 or bfloat16 input under CPU autocast runs forward and backward
+    in the input's dtype (the matrix products do not switch dtype between the passes)."""
+    from semiasr.adapt.adapters import time_conv
+
+    conv = nn.Conv1d(8, 8, 5, groups=8)
+    h = torch.randn(2, 30, 8, dtype=dtype, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = time_conv(h, conv, (2, 2))
+    y.float().square().sum().backward()
+    assert y.dtype == dtype and h.grad.dtype == dtype
+    assert conv.weight.grad.dtype == torch.float32 and conv.weight.grad.abs().sum() > 0
+
+
+def test_time_conv_refuses_an_input_shorter_than_its_kernel() -> None:
+    from semiasr.adapt.adapters import time_conv
+
+    with pytest.raises(ValueError, match="needs at least 5 frames; got 3"):
+        time_conv(torch.randn(1, 3, 8), nn.Conv1d(8, 8, 5, groups=8), (0, 0))

@@ -140,6 +140,7 @@ class _TimeConv(torch.autograd.Function):
         return y.reshape(C, B, nb * L)[:, :, :To].permute(1, 2, 0)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # x, m are not linked back to h, w
     def backward(ctx, g: Tensor):
         x, m = ctx.saved_tensors
         B, T, C, k, L, nb, left, To = ctx.dims
@@ -170,6 +171,17 @@ def time_conv(h: Tensor, conv: nn.Conv1d, padding: tuple[int, int]) -> Tensor:
     the CPU, oneDNN's depthwise convolution takes 3–7 ms for forward and backward of an adapter's
     (8, 160, 64) input, mostly set-up for each new batch shape, this 1.3–2.6 ms (equal to 1e-13
     in float64, tested against ``F.conv1d``)."""
+    if (
+        conv.groups != conv.in_channels
+        or conv.out_channels != conv.in_channels
+        or conv.stride != (1,)
+        or conv.dilation != (1,)
+        or conv.padding != (0,)
+    ):
+        raise ValueError(
+            "time_conv computes a depthwise convolution with stride 1, no dilation and its own "
+            f"padding; got {conv}"
+        )
     w = conv.weight[:, 0].to(h.dtype)  # (C, k)
     y = _TimeConv.apply(h, w, *padding)
     return y if conv.bias is None else y + conv.bias.to(y.dtype)
@@ -227,6 +239,14 @@ class ParallelHook:
 
 
 PAD_MASK = "pad_mask"
+
+
+def conv_adapter_causality(model: nn.Module, cfg_encoder: str, layers: str, positions) -> set[bool]:
+    """The causality (:func:`encoder_is_causal`) that convolution adapters at ``positions`` of
+    the blocks ``layers`` (relative to ``cfg_encoder``) would get in ``model``: one value per kind
+    found among the targets."""
+    targets = adapter_targets(join_name(cfg_encoder, layers), positions)
+    return {encoder_is_causal(model, name) for name, _ in matching_modules(model, targets)}
 
 
 def takes_pad_mask(module: nn.Module) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from semiasr.adapt.adapters import encoder_is_causal
+from semiasr.adapt.adapters import conv_adapter_causality
 from semiasr.adapt.config import AdaptConfig
 from semiasr.adapt.lora import lora_layers, merge_lora, unmerge_lora
 from semiasr.adapt.names import adapt_state
@@ -103,8 +103,13 @@ def save_adaptation(
         "tensors": _trained_tensors(model),
         "extra": extra or {},
     }
-    if config.get("adapter_conv_kernel"):  # the adapters' convolutions follow the encoder's
-        payload["encoder_causal"] = encoder_is_causal(model, config["encoder"])
+    causal = {
+        a.padding[1] == 0  # left context only
+        for a in getattr(model, "adapters", {}).values()
+        if getattr(a, "conv", None) is not None and a.conv.kernel_size[0] > 1
+    }
+    if len(causal) == 1:  # the adapters' convolutions follow their encoder's causality
+        payload["encoder_causal"] = causal.pop()
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -177,12 +182,14 @@ def _check_causal(
     want = payload.get("encoder_causal")
     if want is None:
         return
-    have = encoder_is_causal(model, config.get("encoder", "encoder"))
-    if have != want:
+    full = {**dataclasses.asdict(AdaptConfig()), **config}
+    have = conv_adapter_causality(model, full["encoder"], full["layers"], full["adapter_positions"])
+    if have and have != {want}:
         kinds = {True: "causal (streaming)", False: "full-context"}
+        found = " and ".join(kinds[c] for c in sorted(have))
         raise CheckpointError(
             f"{path}: its convolution adapters were trained in a {kinds[want]} encoder; this "
-            f"model's encoder is {kinds[have]}"
+            f"model's encoder is {found}"
         )
 
 

@@ -253,3 +253,18 @@ def test_time_conv_refuses_an_input_shorter_than_its_kernel() -> None:
 
     with pytest.raises(ValueError, match="needs at least 5 frames; got 3"):
         time_conv(torch.randn(1, 3, 8), nn.Conv1d(8, 8, 5, groups=8), (0, 0))
+
+
+def test_time_conv_refuses_double_backward_and_other_convolutions() -> None:
+    """Its backward is written out without a graph of its own: a second derivative raises instead
+    of coming out wrong; a convolution that is not a plain depthwise one is refused."""
+    from semiasr.adapt.adapters import time_conv
+
+    conv = nn.Conv1d(4, 4, 3, groups=4).double()
+    h = torch.randn(2, 9, 4, dtype=torch.float64, requires_grad=True)
+    (gh,) = torch.autograd.grad(time_conv(h, conv, (1, 1)).square().sum(), h, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"once_differentiable|not have been used"):
+        torch.autograd.grad(gh.square().sum(), (h, conv.weight))
+    for bad in (nn.Conv1d(4, 4, 3), nn.Conv1d(4, 4, 3, groups=4, dilation=2)):
+        with pytest.raises(ValueError, match="depthwise"):
+            time_conv(h.float(), bad, (1, 1))

@@ -241,7 +241,9 @@ class ParallelHook:
 PAD_MASK = "pad_mask"
 
 
-def conv_adapter_causality(model: nn.Module, cfg_encoder: str, layers: str, positions) -> set[bool]:
+def conv_adapter_causality(
+    model: nn.Module, cfg_encoder: str, layers: str, positions: Sequence[str]
+) -> set[bool]:
     """The causality (:func:`encoder_is_causal`) that convolution adapters at ``positions`` of
     the blocks ``layers`` (relative to ``cfg_encoder``) would get in ``model``: one value per kind
     found among the targets."""

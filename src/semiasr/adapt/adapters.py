@@ -35,11 +35,11 @@ from semiasr.errors import ConfigError
 
 __all__ = [
     "ADAPTER_MODES",
+    "PadMaskArg",
     "ResidualAdapter",
     "adapter_targets",
     "add_adapters",
     "encoder_is_causal",
-    "find_pad_mask",
     "infer_width",
     "takes_pad_mask",
 ]
@@ -191,12 +191,13 @@ class MaskedHook:
     """Forward hook (``with_kwargs=True``) of a serial adapter with a convolution: adapts the main
     tensor of the module's output, passing the module's ``pad_mask`` argument."""
 
-    def __init__(self, adapter: ResidualAdapter):
+    def __init__(self, adapter: ResidualAdapter, module: nn.Module):
         self.adapter = adapter
+        self.pad_mask = PadMaskArg(module)
 
     def __call__(self, module: nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> Any:
         y = main_tensor(output)
-        return replace_main_tensor(output, self.adapter(y, find_pad_mask(module, args, kwargs)))
+        return replace_main_tensor(output, self.adapter(y, self.pad_mask(args, kwargs)))
 
 
 class ParallelHook:
@@ -211,6 +212,7 @@ class ParallelHook:
         self.name = name
         params = list(inspect.signature(module.forward).parameters)
         self.first = params[0] if params else None  # the input's name, if passed by keyword
+        self.pad_mask = PadMaskArg(module)
 
     def __call__(self, module: nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> Any:
         x = main_tensor(self._input(module, args, kwargs))
@@ -222,7 +224,7 @@ class ParallelHook:
                 f"{x.shape[-1]} features, its output {y.shape[-1]}",
                 key=self.name,
             )
-        mask = find_pad_mask(module, args, kwargs) if self.adapter.conv is not None else None
+        mask = self.pad_mask(args, kwargs) if self.adapter.conv is not None else None
         return replace_main_tensor(output, y + self.scale * self.adapter.delta(x, mask))
 
     def _input(self, module: nn.Module, args: Any, kwargs: dict[str, Any]) -> Any:
@@ -257,11 +259,19 @@ def takes_pad_mask(module: nn.Module) -> bool:
     return PAD_MASK in inspect.signature(module.forward).parameters
 
 
-def find_pad_mask(module: nn.Module, args: Any, kwargs: dict[str, Any]) -> Tensor | None:
-    """The ``pad_mask`` argument of a call ``module(*args, **kwargs)``, positional or keyword;
-    None where the caller passed None or left it out (no padding)."""
-    bound = inspect.signature(module.forward).bind_partial(*args, **kwargs)
-    return bound.arguments.get(PAD_MASK)
+class PadMaskArg:
+    """Reads the ``pad_mask`` argument of calls to ``module``, positional or keyword; its position
+    is looked up once, here, not on every forward. None where the caller passed None or left it
+    out (no padding); None for a module without the parameter."""
+
+    def __init__(self, module: nn.Module):
+        params = list(inspect.signature(module.forward).parameters)
+        self.index = params.index(PAD_MASK) if PAD_MASK in params else None
+
+    def __call__(self, args: Any, kwargs: dict[str, Any]) -> Tensor | None:
+        if self.index is None:
+            return None
+        return args[self.index] if len(args) > self.index else kwargs.get(PAD_MASK)
 
 
 def encoder_is_causal(model: nn.Module, name: str) -> bool:
@@ -344,7 +354,7 @@ def add_adapters(
         place_like(adapter, module)
         store[key] = adapter
         if mode == "serial" and conv_kernel:
-            module.register_forward_hook(MaskedHook(adapter), with_kwargs=True)
+            module.register_forward_hook(MaskedHook(adapter, module), with_kwargs=True)
         elif mode == "serial":
             module.register_forward_hook(adapter.on_output)
         else:

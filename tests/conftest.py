@@ -56,3 +56,16 @@ def shared_data() -> Path:
             f"real speech corpora not found at {path} (they live in ../shared/data beside the repo)"
         )
     return path
+
+
+@pytest.fixture(autouse=True)
+def _denormals_as_ieee():
+    """Every test starts and ends with subnormal floats kept (IEEE arithmetic). A CPU Trainer
+    turns on flush-to-zero for its process (``torch.set_flush_denormal(True)``, a training speed-up)
+    and leaves it on; in a shared pytest worker that would otherwise reach whatever test runs
+    next there (the subnormal tests of the RNN-T loss failed that way, depending on the order)."""
+    import torch
+
+    torch.set_flush_denormal(False)
+    yield
+    torch.set_flush_denormal(False)

@@ -1,9 +1,10 @@
 """Paired step time of two adaptation set-ups: one process, the same training batches, in turn.
 
 Runs minutes apart in separate processes differ by up to ±20% on a shared machine, which hides a
-cost of a few per cent. Here both set-ups of the same base run take a training step (forward,
-loss, backward, AdamW update) on each of the same ``target_train`` batches, alternating which goes
-first. The model that steps second on a batch finds some per-shape set-up already done by the
+cost of a few per cent. Here both set-ups of the same base run take a training step on each of the
+same ``target_train`` batches, alternating which goes first. A step is the trainer's update:
+forward, loss, backward, clipping of the gradient norm (``train.grad_clip``) and the base run's
+optimizer (``optim``: AdamW's fused kernel where it applies, as ``semiasr adapt`` builds it). The model that steps second on a batch finds some per-shape set-up already done by the
 first, so the medians are taken per order (A first, B first) and averaged; the report is each
 one's step time so measured and their ratio B / A::
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ import torch
 from semiasr.adapt import prepare_adaptation
 from semiasr.data.loader import build_dataloader
 from semiasr.objectives import objective_for
+from semiasr.optim.build import build_optimizer
 from semiasr.tasks.common import training_data_config
 from semiasr.tasks.evaluate import load_trained
 
@@ -43,8 +46,8 @@ def parse_value(text: str) -> object:
 
 
 def setup(run: Path, which: str, spec: list[str], also_train: list[str]):
-    """(decoded run, model set up for ``spec`` = [method, key=value ...], AdamW over its
-    trainable parameters)."""
+    """(decoded run, model set up for ``spec`` = [method, key=value ...], the run's optimizer over
+    its trainable parameters)."""
     method, *opts = spec
     kwargs = {}
     for opt in opts:
@@ -55,8 +58,7 @@ def setup(run: Path, which: str, spec: list[str], also_train: list[str]):
     dec = load_trained(run, which)
     model = dec.model.train()
     prepare_adaptation(model, method, also_train=also_train, **kwargs)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    return dec, model, opt
+    return dec, model, build_optimizer(model, dec.cfg.optim)
 
 
 def main() -> None:
@@ -92,12 +94,17 @@ def main() -> None:
             f"not more than --warmup {args.warmup}"
         )
     objective = objective_for(model_a)
+    clip = float(dec.cfg.train.grad_clip)
+    max_norm = clip if clip > 0 else math.inf
 
     def step(model, opt, batch) -> float:
+        # as Trainer._micro_step and _update: the norm is clipped (and read) before the update
         t0 = time.perf_counter()
-        opt.zero_grad()
         objective(model, batch)[0].backward()
+        params = [p for p in model.parameters() if p.grad is not None]
+        float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         opt.step()
+        opt.zero_grad(set_to_none=True)
         return time.perf_counter() - t0
 
     # times[first][name]: the steps of ``name`` on the batches where ``first`` stepped first. The
@@ -125,6 +132,8 @@ def main() -> None:
         "also_train": args.also_train,
         "timed_batches": len(times["a"]["a"]) + len(times["b"]["a"]),
         "threads": args.threads,
+        "optimizer": type(opt_a).__name__ + (" (fused)" if opt_a.defaults.get("fused") else ""),
+        "grad_clip": clip,
         "a_median_s": a_s,
         "b_median_s": b_s,
         "b_over_a": b_s / a_s,

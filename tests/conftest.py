@@ -61,9 +61,10 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def _denormals_as_ieee():
     """Every test starts and ends with subnormal floats kept (IEEE arithmetic). A CPU Trainer
-    turns on flush-to-zero for its process (``torch.set_flush_denormal(True)``, a training speed-up)
-    and leaves it on; in a shared pytest worker that would otherwise reach whatever test runs
-    next there (the subnormal tests of the RNN-T loss failed that way, depending on the order)."""
+    flushes them to zero while it fits (a training speed-up) and restores the mode after; a test
+    that sets the mode itself, or a failure in between, must not reach whatever test runs next in
+    the same pytest worker (the subnormal tests of the RNN-T loss failed that way, by order, when
+    the Trainer still left flush-to-zero on)."""
     import torch
 
     torch.set_flush_denormal(False)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -122,3 +123,7 @@ def test_adaptation_table_pairs_speed_ups_and_marks_unsearched_rates(tmp_path: P
     assert set(pair["by_order"]) == {"a first", "b first"}
     assert pair["a_median_s"] > 0 and pair["b_median_s"] > 0
     assert pair["b_over_a"] == pytest.approx(pair["b_median_s"] / pair["a_median_s"])
+    # it steps as the trainer does: the run's optimizer (fused AdamW on a CPU) and its clipping
+    tiny_cfg = yaml.safe_load((tmp_path / "runs" / "tiny" / "config.yaml").read_text())
+    assert pair["optimizer"] == "AdamW (fused)"
+    assert pair["grad_clip"] == tiny_cfg["train"]["grad_clip"]

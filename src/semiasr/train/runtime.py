@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,26 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def flush_denormal_enabled() -> bool:
+    """Whether this thread's CPU flushes subnormal floats to zero (``torch.set_flush_denormal``,
+    which PyTorch lets one set but not read): the smallest subnormal float32, made from its bits,
+    doubled — zero when subnormal results (or inputs) are flushed."""
+    tiny = torch.tensor([1], dtype=torch.int32).view(torch.float32)
+    return bool((tiny * 2.0).item() == 0.0)
+
+
+@contextlib.contextmanager
+def flush_denormal(enabled: bool = True) -> Iterator[None]:
+    """Flush subnormal floats to zero (``enabled``) or keep them inside the block; the thread's
+    previous mode afterwards."""
+    before = flush_denormal_enabled()
+    torch.set_flush_denormal(enabled)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(before)
 
 
 def rng_state() -> dict[str, Any]:

@@ -56,6 +56,7 @@ from semiasr.train.distributed import (
 from semiasr.train.progress import ProgressBar, Throughput, batch_size_of
 from semiasr.train.runtime import (
     autocast,
+    flush_denormal,
     resolve_device,
     resolve_precision,
     rng_state,
@@ -212,10 +213,6 @@ class Trainer:
         self.evaluate = evaluate
         self._evaluates = evaluate is not None  # on any rank: set again (collectively) by fit
         self.precision = resolve_precision(config.precision, self.device)
-        if self.device.type == "cpu":
-            # Subnormal floats (a few % of an fp32 RNN-T logit gradient) make CPU matmuls several times
-            # slower; measured in benchmarks/train_throughput.py: backward 9.1 s → 4.9 s when flushed.
-            torch.set_flush_denormal(True)
         self.checkpoints = CheckpointManager(
             run_dir.checkpoints, max(config.keep_last, config.average_last)
         )
@@ -244,8 +241,13 @@ class Trainer:
         continues from the newest ``step-N.pt``; returns a :class:`FitSummary`."""
         if self.dist.is_main:
             self.log = self.run_dir.logger("semiasr.train")  # adds this run's log.txt
+        # On a CPU, subnormal floats (a few % of an fp32 RNN-T logit gradient) make matmuls several
+        # times slower; measured in benchmarks/train_throughput.py: backward 9.1 s → 4.9 s when
+        # flushed to zero. Only while training: the caller's mode is back when fit returns.
+        flush = flush_denormal() if self.device.type == "cpu" else contextlib.nullcontext()
         try:
-            return self._fit(resume)
+            with flush:
+                return self._fit(resume)
         finally:
             self._close_log()
 

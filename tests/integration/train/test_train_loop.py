@@ -111,6 +111,29 @@ def test_metrics_have_loss_lr_and_audio_throughput(make_trainer, toy_args, tmp_p
     assert rows[0]["lr"] == pytest.approx(0.05 * 0.75)  # LambdaLR (s+1)/4 after 2 updates
 
 
+@pytest.mark.parametrize("before", [False, True], ids=["ieee-before", "flushing-before"])
+def test_cpu_fit_flushes_subnormals_while_training_and_restores_the_mode(
+    make_trainer, toy_args, toy, before
+):
+    """Flush-to-zero (a CPU training speed-up) is on inside fit only: a user's process gets back
+    the mode it had, IEEE subnormals or its own flushing (the Trainer used to leave it on)."""
+    from semiasr.train.runtime import flush_denormal_enabled
+
+    seen = []
+
+    def objective(model, batch):
+        seen.append(flush_denormal_enabled())
+        return toy.toy_objective(model, batch)
+
+    toy_args.max_steps, toy_args.ckpt_every = 2, 0
+    torch.set_flush_denormal(before)
+    trainer, _, _ = make_trainer(toy_args, objective=objective)
+    assert flush_denormal_enabled() is before  # building a Trainer changes nothing
+    trainer.fit()
+    assert seen and all(seen)
+    assert flush_denormal_enabled() is before
+
+
 @pytest.mark.parametrize("accum", [1, 2])
 def test_metrics_split_time_between_loader_and_compute(
     make_trainer, toy_args, toy, tmp_path, accum

@@ -11,7 +11,13 @@ import torch
 
 from semiasr.errors import ConfigError
 from semiasr.train import ObjectiveModule, resolve_device, resolve_precision, set_seed
-from semiasr.train.runtime import cpu_has_native_bf16, rng_state, set_rng_state
+from semiasr.train.runtime import (
+    cpu_has_native_bf16,
+    flush_denormal,
+    flush_denormal_enabled,
+    rng_state,
+    set_rng_state,
+)
 
 
 def _draw() -> tuple:
@@ -88,3 +94,21 @@ def test_objective_module_routes_forward_through_the_objective():
 
     wrapper = ObjectiveModule(model, WithParams())
     assert "objective.scale" in dict(wrapper.named_parameters())
+
+
+@pytest.mark.skipif(
+    not torch.set_flush_denormal(False), reason="this CPU has no flush-to-zero mode"
+)
+def test_flush_denormal_reads_sets_and_restores_the_mode():
+    subnormal = torch.tensor([1e-40], dtype=torch.float64).float()  # made while IEEE
+    assert subnormal.item() != 0.0 and not flush_denormal_enabled()
+    with flush_denormal():
+        assert flush_denormal_enabled()
+        assert (subnormal * 1.0).item() == 0.0
+        with flush_denormal(False):  # nested: IEEE inside, flushing again after
+            assert not flush_denormal_enabled() and (subnormal * 1.0).item() != 0.0
+        assert flush_denormal_enabled()
+    assert not flush_denormal_enabled()
+    with pytest.raises(RuntimeError), flush_denormal():
+        raise RuntimeError("the mode comes back on an exception too")
+    assert not flush_denormal_enabled()

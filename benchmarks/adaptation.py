@@ -19,6 +19,15 @@ with those overrides (searched like METHOD)::
 Every adaptation runs in its own Python process (one after another), so that no row inherits
 another's state; "step s" is the trainer's ``compute_s`` (forward, backward and update, without
 waiting for the loader), and the JSON also keeps ``data_s`` and the wall clock per update.
+
+Separate runs minutes apart differ by up to ±20% on a shared machine, so ``--paired N`` adds a
+steadier column after the runs: N calls of ``benchmarks/adapter_step_ab.py`` per trained row, each
+a fresh process in which full fine-tuning and the row take the trainer's update on the same
+``target_train`` batches in alternation; the column is the mean of full's step over the row's
+(the range and every call in the JSON). ``--paired-only`` adds that column to the table already in
+``--out`` and trains nothing::
+
+    python benchmarks/adaptation.py runs/demo13 --paired 3 --paired-only --out runs/adapt-table15
 """
 
 from __future__ import annotations
@@ -228,6 +237,50 @@ def run_one(job_json: str) -> None:
     print(ROW + json.dumps(adapt_once(args, method, lr, sched, tuple(extra), label)), flush=True)
 
 
+def paired_speedups(args: argparse.Namespace, row: dict) -> list[float]:
+    """Full fine-tuning's step time over ``row``'s, ``args.paired`` times: each a fresh process of
+    benchmarks/adapter_step_ab.py (the trainer's update of both set-ups, alternating on the same
+    ``target_train`` batches; the row's overrides and ``--set`` as its runs had them)."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).with_name("adapter_step_ab.py")),
+        str(args.base_run),
+        "--which",
+        args.which,
+        "--batches",
+        str(args.paired_batches),
+        "--warmup",
+        str(args.paired_warmup),
+        "--set",
+        *args.set,
+        "--a",
+        "full",
+        "--b",
+        row["method"],
+        *row["overrides"],
+    ]
+    ratios = []
+    for _ in range(args.paired):
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+        if proc.returncode:
+            raise SystemExit(
+                f"adaptation.py: paired timing of {row['label']!r} failed "
+                f"(exit status {proc.returncode}): {' '.join(cmd)}"
+            )
+        ratios.append(1.0 / json.loads(proc.stdout)["b_over_a"])
+        print(f"paired {row['label']}: {ratios[-1]:.3f}x", flush=True)
+    return ratios
+
+
+def add_paired(args: argparse.Namespace, rows: list[dict]) -> None:
+    """``paired_speedup`` (mean) and ``paired_speedup_runs`` of every trained row but full's."""
+    for row in rows:
+        if row["method"] in ("none", "full"):
+            continue
+        row["paired_speedup_runs"] = runs = paired_speedups(args, row)
+        row["paired_speedup"] = statistics.mean(runs)
+
+
 def cell(x: float, fmt: str = ".1f") -> str:
     """A table cell: the number, or a dash for NaN."""
     return "–" if x != x else format(x, fmt)
@@ -236,14 +289,26 @@ def cell(x: float, fmt: str = ".1f") -> str:
 def render(rows: list[dict]) -> str:
     """The markdown table of the chosen rows."""
     full = next((r for r in rows if r["label"] == "full"), None)
+    paired = any("paired_speedup" in r for r in rows)
     lines = [
         "| method | lr, schedule | trainable params | % of encoder | activation MiB "
-        "| step s | speed-up vs full | target dev WER % | target WER % | source WER % |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| step s | speed-up vs full "
+        + ("| paired speed-up (range) " if paired else "")
+        + "| target dev WER % | target WER % | source WER % |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | "
+        + ("---: | " if paired else "")
+        + "---: | ---: | ---: |",
     ]
     for r in rows:
         ratio = r.get("speedup", float("nan"))
         speedup = f"{ratio:.2f}×" if full and ratio == ratio else "–"
+        if paired:
+            runs = r.get("paired_speedup_runs", [])
+            speedup += (
+                f" | {r['paired_speedup']:.2f}× ({min(runs):.2f}–{max(runs):.2f})"
+                if runs
+                else " | –"
+            )
         lr = f"{r['lr']:g}, {r['sched']}" if r["lr"] else "–"
         if r["lr"] and not r.get("searched", True):
             lr += " (not searched)"
@@ -298,7 +363,36 @@ def main() -> None:
     ap.add_argument(
         "--which", default="averaged", help="base checkpoint: averaged (else last), last, best"
     )
+    ap.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N paired step-time calls per trained row against full fine-tuning, after the runs",
+    )
+    ap.add_argument("--paired-batches", type=int, default=60, help="batches per paired call")
+    ap.add_argument("--paired-warmup", type=int, default=5, help="untimed batches per call")
+    ap.add_argument(
+        "--paired-only",
+        action="store_true",
+        help="add the paired column to --out's adaptation.json (and .md); train nothing",
+    )
     args = ap.parse_args()
+    if args.paired_only:
+        if args.paired < 1:
+            raise SystemExit("adaptation.py: --paired-only needs --paired N (1 or more)")
+        path = args.out / "adaptation.json"
+        if not path.is_file():
+            raise SystemExit(f"adaptation.py: --paired-only: {path} does not exist")
+        doc = json.loads(path.read_text())
+        args.set = doc.get("set", [])
+        add_paired(args, doc["rows"])
+        doc["paired_batches"] = args.paired_batches
+        table = render(doc["rows"])
+        print(table)
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        (args.out / "adaptation.md").write_text(table + "\n")
+        return
     if not args.scheds:
         raise SystemExit("adaptation.py: --scheds needs at least one schedule")
     for sc in args.scheds:
@@ -359,6 +453,8 @@ def main() -> None:
             if (full_i, k) in results and results[i, k]["step_s"] == results[i, k]["step_s"]
         ]
         row["speedup"] = median(row["speedup_runs"])
+    if args.paired > 0:
+        add_paired(args, rows)
     table = render(rows)
     print(table)
     result = {
@@ -366,6 +462,7 @@ def main() -> None:
         "set": args.set,
         "scheds": args.scheds,
         "variants": args.variant,
+        "paired_batches": args.paired_batches if args.paired > 0 else None,
         "rows": rows,
         "tried": tried,
     }

@@ -2,19 +2,24 @@
 
 Runs minutes apart in separate processes differ by up to ±20% on a shared machine, which hides a
 cost of a few per cent. Here both set-ups of the same base run take a training step on each of the
-same ``target_train`` batches, alternating which goes first. A step is the trainer's update:
-forward, loss, backward, clipping of the gradient norm (``train.grad_clip``) and the base run's
-optimizer (``optim``: AdamW's fused kernel where it applies, as ``semiasr adapt`` builds it). The model that steps second on a batch finds some per-shape set-up already done by the
-first, so the medians are taken per order (A first, B first) and averaged; the report is each
-one's step time so measured and their ratio B / A::
+same ``target_train`` batches, alternating which goes first. Each set-up is built as ``semiasr
+adapt`` builds it (the adaptation config of the base run with the given overrides, the model
+prepared from its ``adapt`` node, domain routing for MDA), and a step is the trainer's update:
+forward and loss under the run's precision, backward, clipping of the gradient norm
+(``train.grad_clip``) and the run's optimizer (``optim``: AdamW's fused kernel where it applies).
+The model that steps second on a batch finds some per-shape set-up already done by the first, so
+the medians are taken per order (A first, B first) and averaged; the report is each one's step
+time so measured and their ratio B / A::
 
     python benchmarks/adapter_step_ab.py runs/demo13 --batches 60 \
         --a adapters bottleneck=64 \
         --b adapters bottleneck=64 adapter_conv_kernel=31 \
         --also-train 'encoder.layers.[123].**.*norm*' 'encoder.layers.[123].**.depthwise'
 
-Options after the method are AdaptConfig fields (ints, floats and words as written). The first
-``--warmup`` batches are not timed; one epoch of ``target_train`` at most (the demo's: 50 batches).
+Options after the method are AdaptConfig fields (``bottleneck=64``) or, with a dot, any config
+override (``adapt.also_train=[...]``, ``train.precision=fp32``); ``--set`` gives overrides to
+both. The first ``--warmup`` batches are not timed; one epoch of ``target_train`` at most (the
+demo's: 50 batches).
 """
 
 from __future__ import annotations
@@ -25,40 +30,61 @@ import math
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from semiasr.adapt import prepare_adaptation
+from semiasr.adapt import DomainRoutedObjective, prepare_adaptation
 from semiasr.data.loader import build_dataloader
 from semiasr.objectives import objective_for
 from semiasr.optim.build import build_optimizer
+from semiasr.tasks.adapt import adaptation_config
 from semiasr.tasks.common import training_data_config
 from semiasr.tasks.evaluate import load_trained
+from semiasr.train.runtime import autocast, resolve_precision
 
 
-def parse_value(text: str) -> object:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def setup(run: Path, which: str, spec: list[str], also_train: list[str]):
-    """(decoded run, model set up for ``spec`` = [method, key=value ...], the run's optimizer over
-    its trainable parameters)."""
+def overrides_of(spec: list[str], shared: list[str]) -> tuple[str, list[str]]:
+    """(method, config overrides) of ``spec`` = [method, key=value ...]: a key without a dot is
+    an AdaptConfig field (``adapt.`` is put before it); ``shared`` come first."""
     method, *opts = spec
-    kwargs = {}
+    out = list(shared)
     for opt in opts:
-        key, sep, value = opt.partition("=")
+        key, sep, _value = opt.partition("=")
         if not sep:
             raise SystemExit(f"adapter_step_ab.py: {opt!r} is not key=value")
-        kwargs[key] = parse_value(value)
-    dec = load_trained(run, which)
-    model = dec.model.train()
-    prepare_adaptation(model, method, also_train=also_train, **kwargs)
-    return dec, model, build_optimizer(model, dec.cfg.optim)
+        out.append(opt if "." in key else f"adapt.{opt}")
+    return method, out
+
+
+class Setup:
+    """One set-up: the base model prepared for adaptation, its objective, optimizer and the
+    trainer's clipping and precision."""
+
+    def __init__(self, run: Path, which: str, method: str, overrides: list[str]):
+        self.cfg = cfg = adaptation_config(run, method, "step-ab", overrides)
+        self.dec = load_trained(run, which)
+        self.model = self.dec.model.train()
+        prepare_adaptation(self.model, cfg.adapt)
+        objective: Any = objective_for(self.model)
+        self.objective = DomainRoutedObjective(objective) if method == "mda" else objective
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        clip = float(cfg.train.grad_clip)
+        self.max_norm = clip if clip > 0 else math.inf
+        self.device = torch.device("cpu")
+        self.precision = resolve_precision(str(cfg.train.precision), self.device)
+
+    def step(self, batch: Any) -> float:
+        """Seconds of one update, as Trainer._micro_step and _update make it."""
+        t0 = time.perf_counter()
+        with autocast(self.device, self.precision):
+            loss = self.objective(self.model, batch)[0]
+        loss.float().backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        float(torch.nn.utils.clip_grad_norm_(params, self.max_norm))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -69,6 +95,7 @@ def main() -> None:
     ap.add_argument("--a", nargs="+", required=True, metavar="METHOD [KEY=VALUE ...]")
     ap.add_argument("--b", nargs="+", required=True, metavar="METHOD [KEY=VALUE ...]")
     ap.add_argument("--also-train", nargs="*", default=[], help="parameter globs, both set-ups")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="both set-ups")
     ap.add_argument("--batches", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
@@ -77,8 +104,14 @@ def main() -> None:
     if args.batches <= args.warmup:
         raise SystemExit("adapter_step_ab.py: --batches must exceed --warmup")
     torch.set_num_threads(args.threads)
-    dec, model_a, opt_a = setup(args.run, args.which, args.a, args.also_train)
-    _, model_b, opt_b = setup(args.run, args.which, args.b, args.also_train)
+    shared = list(args.set)
+    if args.also_train:
+        shared.append(f"adapt.also_train={json.dumps(args.also_train)}")
+    setups = {
+        name: Setup(args.run, args.which, *overrides_of(spec, shared))
+        for name, spec in (("a", args.a), ("b", args.b))
+    }
+    dec = setups["a"].dec
     loader = build_dataloader(
         training_data_config(dec.cfg),
         ["target_train"],
@@ -93,29 +126,15 @@ def main() -> None:
             f"adapter_step_ab.py: {args.run}'s target_train gives {len(batches)} batches, "
             f"not more than --warmup {args.warmup}"
         )
-    objective = objective_for(model_a)
-    clip = float(dec.cfg.train.grad_clip)
-    max_norm = clip if clip > 0 else math.inf
-
-    def step(model, opt, batch) -> float:
-        # as Trainer._micro_step and _update: the norm is clipped (and read) before the update
-        t0 = time.perf_counter()
-        objective(model, batch)[0].backward()
-        params = [p for p in model.parameters() if p.grad is not None]
-        float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return time.perf_counter() - t0
 
     # times[first][name]: the steps of ``name`` on the batches where ``first`` stepped first. The
     # second model on a batch finds some per-shape set-up done by the first (oneDNN primitives of
     # the shared frozen layers), so each order is summarised on its own and the two averaged
     times: dict[str, dict[str, list[float]]] = {"a": {"a": [], "b": []}, "b": {"a": [], "b": []}}
-    pair = {"a": (model_a, opt_a), "b": (model_b, opt_b)}
     for i, batch in enumerate(batches):
         first = "a" if i % 2 == 0 else "b"
         for name in (first, "b" if first == "a" else "a"):
-            dt = step(*pair[name], batch)
+            dt = setups[name].step(batch)
             if i >= args.warmup:
                 times[first][name].append(dt)
     if not all(times[f]["a"] for f in ("a", "b")):
@@ -126,14 +145,17 @@ def main() -> None:
 
     a_s = (med("a", "a") + med("b", "a")) / 2
     b_s = (med("a", "b") + med("b", "b")) / 2
+    opt = setups["a"].optimizer
     result = {
         "a": args.a,
         "b": args.b,
         "also_train": args.also_train,
+        "set": args.set,
         "timed_batches": len(times["a"]["a"]) + len(times["b"]["a"]),
         "threads": args.threads,
-        "optimizer": type(opt_a).__name__ + (" (fused)" if opt_a.defaults.get("fused") else ""),
-        "grad_clip": clip,
+        "optimizer": type(opt).__name__ + (" (fused)" if opt.defaults.get("fused") else ""),
+        "grad_clip": setups["a"].max_norm,
+        "precision": setups["a"].precision,
         "a_median_s": a_s,
         "b_median_s": b_s,
         "b_over_a": b_s / a_s,

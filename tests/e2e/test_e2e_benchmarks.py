@@ -127,3 +127,22 @@ def test_adaptation_table_pairs_speed_ups_and_marks_unsearched_rates(tmp_path: P
     tiny_cfg = yaml.safe_load((tmp_path / "runs" / "tiny" / "config.yaml").read_text())
     assert pair["optimizer"] == "AdamW (fused)"
     assert pair["grad_clip"] == tiny_cfg["train"]["grad_clip"]
+    assert pair["precision"] == "fp32"
+    # --paired-only adds the paired column to the table above (two calls for its one trained row
+    # besides full's), training nothing
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "adaptation.py"), "runs/tiny", "--paired", "2",
+         "--paired-batches", "3", "--paired-warmup", "0", "--paired-only", "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    paired = {r["label"]: r for r in json.loads((out / "adaptation.json").read_text())["rows"]}
+    assert "paired_speedup" not in paired["none"] and "paired_speedup" not in paired["full"]
+    runs = paired["decoder"]["paired_speedup_runs"]
+    assert len(runs) == 2 and all(x > 0 for x in runs)
+    assert paired["decoder"]["paired_speedup"] == pytest.approx(sum(runs) / 2)
+    assert paired["decoder"]["target_dev_wer"] == rows["decoder"]["target_dev_wer"]  # untouched
+    header, _, *body = (out / "adaptation.md").read_text().splitlines()
+    assert "paired speed-up" in header
+    (decoder_line,) = [x for x in body if x.startswith("| decoder |")]
+    assert f"{paired['decoder']['paired_speedup']:.2f}× (" in decoder_line

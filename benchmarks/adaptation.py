@@ -35,10 +35,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -263,22 +265,32 @@ def paired_speedups(args: argparse.Namespace, row: dict) -> list[float]:
     for _ in range(args.paired):
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
         if proc.returncode:
-            raise SystemExit(
-                f"adaptation.py: paired timing of {row['label']!r} failed "
-                f"(exit status {proc.returncode}): {' '.join(cmd)}"
-            )
+            raise RuntimeError(f"exit status {proc.returncode}: {shlex.join(cmd)}")
         ratios.append(1.0 / json.loads(proc.stdout)["b_over_a"])
         print(f"paired {row['label']}: {ratios[-1]:.3f}x", flush=True)
     return ratios
 
 
-def add_paired(args: argparse.Namespace, rows: list[dict]) -> None:
-    """``paired_speedup`` (mean) and ``paired_speedup_runs`` of every trained row but full's."""
+def add_paired(args: argparse.Namespace, rows: list[dict], save: Callable[[], None]) -> None:
+    """``paired_speedup`` (mean) and ``paired_speedup_runs`` of every trained row but full's,
+    ``save()`` after each row; a row whose timing fails keeps its error (``paired_error``) and
+    the others go on."""
+    failed = []
     for row in rows:
         if row["method"] in ("none", "full"):
             continue
-        row["paired_speedup_runs"] = runs = paired_speedups(args, row)
+        try:
+            row["paired_speedup_runs"] = runs = paired_speedups(args, row)
+        except RuntimeError as e:
+            row["paired_error"] = str(e)
+            failed.append(row["label"])
+            print(f"adaptation.py: paired timing of {row['label']!r} failed: {e}", flush=True)
+            continue
         row["paired_speedup"] = statistics.mean(runs)
+        save()
+    save()
+    if failed:
+        raise SystemExit(f"adaptation.py: paired timing failed for {failed} (see paired_error)")
 
 
 def cell(x: float, fmt: str = ".1f") -> str:
@@ -385,13 +397,20 @@ def main() -> None:
         if not path.is_file():
             raise SystemExit(f"adaptation.py: --paired-only: {path} does not exist")
         doc = json.loads(path.read_text())
+        for key, mine in (("base_run", str(args.base_run)), ("which", args.which)):
+            if key in doc and doc[key] != mine:
+                raise SystemExit(
+                    f"adaptation.py: {path} was measured with {key} {doc[key]!r}, not {mine!r}"
+                )
         args.set = doc.get("set", [])
-        add_paired(args, doc["rows"])
         doc["paired_batches"] = args.paired_batches
-        table = render(doc["rows"])
-        print(table)
-        path.write_text(json.dumps(doc, indent=2) + "\n")
-        (args.out / "adaptation.md").write_text(table + "\n")
+
+        def save_paired() -> None:
+            path.write_text(json.dumps(doc, indent=2) + "\n")
+            (args.out / "adaptation.md").write_text(render(doc["rows"]) + "\n")
+
+        add_paired(args, doc["rows"], save_paired)
+        print(render(doc["rows"]))
         return
     if not args.scheds:
         raise SystemExit("adaptation.py: --scheds needs at least one schedule")
@@ -453,11 +472,9 @@ def main() -> None:
             if (full_i, k) in results and results[i, k]["step_s"] == results[i, k]["step_s"]
         ]
         row["speedup"] = median(row["speedup_runs"])
-    if args.paired > 0:
-        add_paired(args, rows)
-    table = render(rows)
-    print(table)
     result = {
+        "base_run": str(args.base_run),
+        "which": args.which,
         "steps": args.steps,
         "set": args.set,
         "scheds": args.scheds,
@@ -466,8 +483,15 @@ def main() -> None:
         "rows": rows,
         "tried": tried,
     }
-    (args.out / "adaptation.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "adaptation.md").write_text(table + "\n")
+
+    def save() -> None:  # the table as it stands; again after each row's paired calls
+        (args.out / "adaptation.json").write_text(json.dumps(result, indent=2) + "\n")
+        (args.out / "adaptation.md").write_text(render(rows) + "\n")
+
+    save()
+    if args.paired > 0:
+        add_paired(args, rows, save)
+    print(render(rows))
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ Runs minutes apart in separate processes differ by up to ±20% on a shared machi
 cost of a few per cent. Here both set-ups of the same base run take a training step on each of the
 same ``target_train`` batches, alternating which goes first. Each set-up is built as ``semiasr
 adapt`` builds it (the adaptation config of the base run with the given overrides, the model
-prepared from its ``adapt`` node, domain routing for MDA), and a step is the trainer's update:
-forward and loss under the run's precision, backward, clipping of the gradient norm
-(``train.grad_clip``) and the run's optimizer (``optim``: AdamW's fused kernel where it applies).
+built from it, loaded from the base checkpoint and prepared from its ``adapt`` node, domain
+routing for MDA), and a step is the trainer's update, with subnormal floats flushed to zero on a
+CPU as ``Trainer.fit`` does: forward and loss under the run's precision, backward, clipping of the
+gradient norm (``train.grad_clip``), the run's optimizer (``optim``: AdamW's fused kernel where it
+applies) and its schedule. The batches are those of set-up A's config (``--set`` reaches both).
 The model that steps second on a batch finds some per-shape set-up already done by the first, so
 the medians are taken per order (A first, B first) and averaged; the report is each one's step
 time so measured and their ratio B / A::
@@ -16,8 +18,8 @@ time so measured and their ratio B / A::
         --b adapters bottleneck=64 adapter_conv_kernel=31 \
         --also-train 'encoder.layers.[123].**.*norm*' 'encoder.layers.[123].**.depthwise'
 
-Options after the method are AdaptConfig fields (``bottleneck=64``) or, with a dot, any config
-override (``adapt.also_train=[...]``, ``train.precision=fp32``); ``--set`` gives overrides to
+Options after the method are AdaptConfig fields (``bottleneck=64``) or any other config override
+(``adapt.also_train=[...]``, ``train.precision=fp32``, ``seed=1``); ``--set`` gives overrides to
 both. The first ``--warmup`` batches are not timed; one epoch of ``target_train`` at most (the
 demo's: 50 batches).
 """
@@ -25,6 +27,8 @@ demo's: 50 batches).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import math
 import statistics
@@ -34,43 +38,60 @@ from typing import Any
 
 import torch
 
-from semiasr.adapt import DomainRoutedObjective, prepare_adaptation
+from semiasr.adapt import AdaptConfig, DomainRoutedObjective, prepare_adaptation
 from semiasr.data.loader import build_dataloader
+from semiasr.models.build import build_model
 from semiasr.objectives import objective_for
 from semiasr.optim.build import build_optimizer
+from semiasr.optim.schedules import build_scheduler
 from semiasr.tasks.adapt import adaptation_config
-from semiasr.tasks.common import training_data_config
-from semiasr.tasks.evaluate import load_trained
-from semiasr.train.runtime import autocast, resolve_precision
+from semiasr.tasks.common import load_stats, load_tokenizer, training_data_config
+from semiasr.tasks.evaluate import checkpoint_of
+from semiasr.train.checkpoint import load_checkpoint, load_model_state, model_state_of
+from semiasr.train.runtime import autocast, flush_denormal, resolve_precision
+
+ADAPT_FIELDS = {f.name for f in dataclasses.fields(AdaptConfig)}
 
 
 def overrides_of(spec: list[str], shared: list[str]) -> tuple[str, list[str]]:
-    """(method, config overrides) of ``spec`` = [method, key=value ...]: a key without a dot is
-    an AdaptConfig field (``adapt.`` is put before it); ``shared`` come first."""
+    """(method, config overrides) of ``spec`` = [method, key=value ...]: a key that names an
+    AdaptConfig field gets ``adapt.`` before it, any other is a config override as written;
+    ``shared`` come first."""
     method, *opts = spec
     out = list(shared)
     for opt in opts:
         key, sep, _value = opt.partition("=")
         if not sep:
             raise SystemExit(f"adapter_step_ab.py: {opt!r} is not key=value")
-        out.append(opt if "." in key else f"adapt.{opt}")
+        out.append(f"adapt.{opt}" if key in ADAPT_FIELDS else opt)
     return method, out
 
 
 class Setup:
-    """One set-up: the base model prepared for adaptation, its objective, optimizer and the
-    trainer's clipping and precision."""
+    """One set-up as ``semiasr adapt`` makes it (semiasr.tasks.adapt.adapt): the adaptation
+    config, the model built from it and loaded from the base checkpoint, prepared for the method;
+    its objective, optimizer, schedule and the trainer's clipping and precision."""
 
     def __init__(self, run: Path, which: str, method: str, overrides: list[str]):
         self.cfg = cfg = adaptation_config(run, method, "step-ab", overrides)
-        self.dec = load_trained(run, which)
-        self.model = self.dec.model.train()
+        if int(cfg.train.accum_steps) != 1:
+            raise SystemExit("adapter_step_ab.py: times one batch per update (train.accum_steps=1)")
+        self.tokenizer, self.stats = load_tokenizer(run), load_stats(run)
+        ckpt = checkpoint_of(run, which)
+        self.model = build_model(
+            cfg.model, self.tokenizer.vocab_size, cfg.data.features.num_mel_bins
+        ).train()
+        load_model_state(self.model, model_state_of(load_checkpoint(ckpt), str(ckpt)), str(ckpt))
         prepare_adaptation(self.model, cfg.adapt)
         objective: Any = objective_for(self.model)
         self.objective = DomainRoutedObjective(objective) if method == "mda" else objective
         self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.sched, int(cfg.train.max_steps))
         clip = float(cfg.train.grad_clip)
         self.max_norm = clip if clip > 0 else math.inf
+        # the trainer clips its ObjectiveModule's parameters: the model's and the objective's
+        extra = self.objective.parameters() if isinstance(self.objective, torch.nn.Module) else []
+        self.parameters = [*self.model.parameters(), *extra]
         self.device = torch.device("cpu")
         self.precision = resolve_precision(str(cfg.train.precision), self.device)
 
@@ -80,9 +101,10 @@ class Setup:
         with autocast(self.device, self.precision):
             loss = self.objective(self.model, batch)[0]
         loss.float().backward()
-        params = [p for p in self.model.parameters() if p.grad is not None]
+        params = [p for p in self.parameters if p.grad is not None]
         float(torch.nn.utils.clip_grad_norm_(params, self.max_norm))
         self.optimizer.step()
+        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return time.perf_counter() - t0
 
@@ -111,14 +133,14 @@ def main() -> None:
         name: Setup(args.run, args.which, *overrides_of(spec, shared))
         for name, spec in (("a", args.a), ("b", args.b))
     }
-    dec = setups["a"].dec
+    first = setups["a"]
     loader = build_dataloader(
-        training_data_config(dec.cfg),
+        training_data_config(first.cfg),
         ["target_train"],
-        dec.tokenizer,
+        first.tokenizer,
         train=True,
         seed=0,
-        feature_stats=dec.stats,
+        feature_stats=first.stats,
     )
     batches = [b for _, b in zip(range(args.batches), loader)]
     if len(batches) <= args.warmup:
@@ -131,12 +153,15 @@ def main() -> None:
     # second model on a batch finds some per-shape set-up done by the first (oneDNN primitives of
     # the shared frozen layers), so each order is summarised on its own and the two averaged
     times: dict[str, dict[str, list[float]]] = {"a": {"a": [], "b": []}, "b": {"a": [], "b": []}}
-    for i, batch in enumerate(batches):
-        first = "a" if i % 2 == 0 else "b"
-        for name in (first, "b" if first == "a" else "a"):
-            dt = setups[name].step(batch)
-            if i >= args.warmup:
-                times[first][name].append(dt)
+    # subnormals flushed to zero while timing, as Trainer.fit does on a CPU (they slow the RNN-T
+    # backward's matrix products several times)
+    with flush_denormal() if first.device.type == "cpu" else contextlib.nullcontext():
+        for i, batch in enumerate(batches):
+            lead = "a" if i % 2 == 0 else "b"
+            for name in (lead, "b" if lead == "a" else "a"):
+                dt = setups[name].step(batch)
+                if i >= args.warmup:
+                    times[lead][name].append(dt)
     if not all(times[f]["a"] for f in ("a", "b")):
         raise SystemExit("adapter_step_ab.py: need timed batches in both orders (2 or more)")
 
@@ -156,6 +181,7 @@ def main() -> None:
         "optimizer": type(opt).__name__ + (" (fused)" if opt.defaults.get("fused") else ""),
         "grad_clip": setups["a"].max_norm,
         "precision": setups["a"].precision,
+        "flush_denormal": first.device.type == "cpu",
         "a_median_s": a_s,
         "b_median_s": b_s,
         "b_over_a": b_s / a_s,

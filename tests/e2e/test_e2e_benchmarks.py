@@ -4,6 +4,7 @@ targets live in the benchmarks' own comparisons (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -127,7 +128,7 @@ def test_adaptation_table_pairs_speed_ups_and_marks_unsearched_rates(tmp_path: P
     tiny_cfg = yaml.safe_load((tmp_path / "runs" / "tiny" / "config.yaml").read_text())
     assert pair["optimizer"] == "AdamW (fused)"
     assert pair["grad_clip"] == tiny_cfg["train"]["grad_clip"]
-    assert pair["precision"] == "fp32"
+    assert pair["precision"] == "fp32" and pair["flush_denormal"]
     # --paired-only adds the paired column to the table above (two calls for its one trained row
     # besides full's), training nothing
     again = subprocess.run(
@@ -146,3 +147,48 @@ def test_adaptation_table_pairs_speed_ups_and_marks_unsearched_rates(tmp_path: P
     assert "paired speed-up" in header
     (decoder_line,) = [x for x in body if x.startswith("| decoder |")]
     assert f"{paired['decoder']['paired_speedup']:.2f}× (" in decoder_line
+    # a row whose timing fails keeps its error; the table and the other rows are not lost
+    doc = json.loads((out / "adaptation.json").read_text())
+    for r in doc["rows"]:
+        r.pop("paired_speedup", None), r.pop("paired_speedup_runs", None)
+        if r["label"] == "decoder":
+            r["overrides"] = ["adapt.no_such_field=1"]
+    (out / "adaptation.json").write_text(json.dumps(doc))
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "adaptation.py"), "runs/tiny", "--paired", "1",
+         "--paired-batches", "3", "--paired-warmup", "0", "--paired-only", "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "paired timing failed" in bad.stderr
+    kept = {r["label"]: r for r in json.loads((out / "adaptation.json").read_text())["rows"]}
+    assert "no_such_field" in kept["decoder"]["paired_error"]
+    assert kept["none"]["target_test_wer"] == rows["none"]["target_test_wer"]
+    # and a table measured from another base run is refused
+    other = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "adaptation.py"), "runs/other", "--paired", "1",
+         "--paired-only", "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert other.returncode != 0 and "was measured with base_run" in other.stderr
+
+
+def test_paired_step_timer_reads_adapt_fields_and_other_overrides() -> None:
+    """adapter_step_ab.py: ``bottleneck=64`` is an AdaptConfig field (``adapt.`` put before it);
+    ``seed=1`` or ``train.precision=fp32`` are config overrides as written; --set comes first."""
+    spec = importlib.util.spec_from_file_location(
+        "step_ab", ROOT / "benchmarks" / "adapter_step_ab.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    method, overrides = mod.overrides_of(
+        ["adapters", "bottleneck=64", "adapter_act=silu", "seed=1", "train.precision=fp32"],
+        ["data.synth_scale=0.5"],
+    )
+    assert method == "adapters"
+    assert overrides == [
+        "data.synth_scale=0.5", "adapt.bottleneck=64", "adapt.adapter_act=silu", "seed=1",
+        "train.precision=fp32",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match="not key=value"):
+        mod.overrides_of(["adapters", "bottleneck"], [])

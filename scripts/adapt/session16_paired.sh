@@ -1,4 +1,6 @@
 #!/bin/bash
+# SUPERSEDED: run with the timer of d097cf7, which kept subnormals (Trainer.fit flushes them);
+# scripts/adapt/session16_remeasure.sh repeats it with the flushing timer. Kept: docs cite its data.
 # session 16: paired step timing (benchmarks/adapter_step_ab.py, whose step is now the trainer's
 # update: forward, backward, gradient clipping, the run's fused AdamW) of full fine-tuning against
 # the SiLU row, six calls one after another (each call alternates the order batch by batch), then

@@ -215,6 +215,18 @@ def _check_resume_config(path: Path, old_yaml: str, new_yaml: str) -> None:
         )
 
 
+def resume_refusal(path: Path, config_yaml: str) -> str | None:
+    """Why resuming the run at ``path`` with ``config_yaml`` would be refused (its config changes
+    what the checkpoints fix), or None where it would not (or there is no run config to compare)."""
+    if not (path / "config.yaml").is_file():
+        return None
+    try:
+        _check_resume_config(path, (path / "config.yaml").read_text(encoding="utf-8"), config_yaml)
+    except RunDirError as e:
+        return str(e)
+    return None
+
+
 def has_results(path: Path) -> bool:
     """Whether a run folder holds anything training made (a checkpoint or logged metrics); one
     with only its config, meta and tokenizer is a start that failed, and is started again."""

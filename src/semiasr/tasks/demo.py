@@ -5,27 +5,31 @@ and write a report (WER table, training curves, the command that made it)."""
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from semiasr.config import as_object, load_config
+from semiasr.config import as_object, load_config, to_yaml
 from semiasr.decoding.config import DecodeConfig
 from semiasr.eval import evaluate, plot_training_curves, write_report
 from semiasr.models.config import resolve_model_config
-from semiasr.rundir import atomic_write_text
+from semiasr.rundir import atomic_write_text, has_results, resume_refusal, run_path
 from semiasr.tasks.adapt import adapt, adaptation_config
 from semiasr.tasks.evaluate import decode_split, load_trained, report_folder, with_lm
 from semiasr.tasks.train import train
 
 __all__ = ["run_demo"]
 
+log = logging.getLogger(__name__)
+
 DEMO_ADAPT_STEPS = {False: 150, True: 30}
-# the adapters recipe that docs/adaptation.md measured closest to full fine-tuning (session 15:
-# 9.3% behind it at 4.36% of the encoder, 300 updates): bottleneck 64 with SiLU, the norms and
-# depthwise kernels of every block but the first trained too, 6e-3 under a cosine schedule
+# the adapters recipe that docs/adaptation.md recommends (session 15: 9.3% behind full fine-tuning
+# at 4.36% of the encoder in 300 updates, the fastest of the rows within 10%; convolution adapters
+# come closer but step slower): bottleneck 64 with SiLU, the norms and depthwise kernels of every
+# block but the first trained too, 6e-3 under a cosine schedule
 DEMO_ADAPTERS = [
     "adapt.bottleneck=64",
     "adapt.adapter_act=silu",
@@ -86,7 +90,10 @@ def run_demo(
     progress: bool = True,
 ) -> Path:
     """Run the demo; returns the path of ``report.md``. ``quick`` uses the ``demo_quick`` config
-    (a smaller corpus and model, about 3 minutes on 2 cores).
+    (a smaller corpus and model, about 3 minutes on 2 cores). The adaptation uses the recipe
+    ``DEMO_ADAPTERS`` (+ ``demo_adaptation_overrides``), whatever ``adapt.*``, ``optim.lr`` or
+    ``sched.*`` the overrides give the source training; ``semiasr adapt`` on the demo's run
+    adapts any other way.
 
     Source training, then adaptation of the source model to the target domain with residual adapters
     on ``target_train``; both models are scored on both test sets — the source model with the average
@@ -121,7 +128,11 @@ def run_demo(
         ],
     )
     adapted, adapt_summary = adapt(  # source training that went on since: adapt afresh
-        adapt_cfg, mode=mode, which="averaged", progress=progress, new_base="restart"
+        adapt_cfg,
+        mode=_adaptation_mode(adapt_cfg, mode),
+        which="averaged",
+        progress=progress,
+        new_base="restart",
     )
     if adapt_summary.interrupted:
         raise KeyboardInterrupt(
@@ -142,6 +153,20 @@ def run_demo(
         json.dumps({"command": command, "seconds": seconds, "results": rows}, indent=2) + "\n",
     )
     return run.path / "report.md"
+
+
+def _adaptation_mode(adapt_cfg: Any, mode: str) -> str:
+    """``mode`` for the demo's adaptation run, or "overwrite" where resuming it would be refused
+    because it was adapted with another recipe (a demo folder from an older semiasr, or other
+    overrides): the folder is the demo's own, so it adapts afresh, as after new source training."""
+    path = run_path(adapt_cfg.run_root, adapt_cfg.name)
+    if mode != "resume" or not has_results(path):
+        return mode
+    why = resume_refusal(path, to_yaml(adapt_cfg))
+    if why is None:
+        return mode
+    log.warning("the demo's adaptation run was made with another recipe: adapting afresh (%s)", why)
+    return "overwrite"
 
 
 def _report(

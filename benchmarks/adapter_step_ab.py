@@ -38,16 +38,13 @@ from typing import Any
 
 import torch
 
-from semiasr.adapt import AdaptConfig, DomainRoutedObjective, prepare_adaptation
+from semiasr.adapt import AdaptConfig
 from semiasr.data.loader import build_dataloader
-from semiasr.models.build import build_model
-from semiasr.objectives import objective_for
 from semiasr.optim.build import build_optimizer
 from semiasr.optim.schedules import build_scheduler
-from semiasr.tasks.adapt import adaptation_config
+from semiasr.tasks.adapt import adaptation_config, adaptation_model
 from semiasr.tasks.common import load_stats, load_tokenizer, training_data_config
 from semiasr.tasks.evaluate import checkpoint_of
-from semiasr.train.checkpoint import load_checkpoint, load_model_state, model_state_of
 from semiasr.train.runtime import autocast, flush_denormal, resolve_precision
 
 ADAPT_FIELDS = {f.name for f in dataclasses.fields(AdaptConfig)}
@@ -68,23 +65,19 @@ def overrides_of(spec: list[str], shared: list[str]) -> tuple[str, list[str]]:
 
 
 class Setup:
-    """One set-up as ``semiasr adapt`` makes it (semiasr.tasks.adapt.adapt): the adaptation
-    config, the model built from it and loaded from the base checkpoint, prepared for the method;
-    its objective, optimizer, schedule and the trainer's clipping and precision."""
+    """One set-up as ``semiasr adapt`` makes it: the adaptation config and, from it,
+    ``semiasr.tasks.adapt.adaptation_model`` (the model loaded from the base checkpoint and
+    prepared, its objective); the run's optimizer, schedule, clipping and precision."""
 
     def __init__(self, run: Path, which: str, method: str, overrides: list[str]):
         self.cfg = cfg = adaptation_config(run, method, "step-ab", overrides)
         if int(cfg.train.accum_steps) != 1:
             raise SystemExit("adapter_step_ab.py: times one batch per update (train.accum_steps=1)")
         self.tokenizer, self.stats = load_tokenizer(run), load_stats(run)
-        ckpt = checkpoint_of(run, which)
-        self.model = build_model(
-            cfg.model, self.tokenizer.vocab_size, cfg.data.features.num_mel_bins
-        ).train()
-        load_model_state(self.model, model_state_of(load_checkpoint(ckpt), str(ckpt)), str(ckpt))
-        prepare_adaptation(self.model, cfg.adapt)
-        objective: Any = objective_for(self.model)
-        self.objective = DomainRoutedObjective(objective) if method == "mda" else objective
+        self.model, self.objective = adaptation_model(
+            cfg, checkpoint_of(run, which), self.tokenizer.vocab_size
+        )
+        self.model.train()
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.sched, int(cfg.train.max_steps))
         clip = float(cfg.train.grad_clip)

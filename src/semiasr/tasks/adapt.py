@@ -109,6 +109,19 @@ def _resume_mode(cfg: Any, mode: str, ckpt: Path, digest: str, new_base: str) ->
     )
 
 
+def adaptation_model(cfg: Any, ckpt: Path, vocab_size: int) -> tuple[Any, Any]:
+    """(model, objective) as :func:`adapt` trains them: the model ``cfg.model`` describes with the
+    base checkpoint ``ckpt``'s weights, prepared for ``cfg.adapt`` (its parameters frozen but the
+    method's), and its training objective, routed by domain for MDA."""
+    model = build_model(cfg.model, vocab_size, cfg.data.features.num_mel_bins)
+    load_model_state(model, model_state_of(load_checkpoint(ckpt), str(ckpt)), str(ckpt))
+    prepare_adaptation(model, cfg.adapt)
+    objective: Any = objective_for(model)
+    if cfg.adapt.method == "mda":
+        objective = DomainRoutedObjective(objective)
+    return model, objective
+
+
 def adapt(
     cfg: Any,
     mode: str = "new",
@@ -132,15 +145,10 @@ def adapt(
     for f in (TOKENIZER_FILE, STATS_FILE):
         if (base / f).is_file():
             shutil.copyfile(base / f, run.path / f)
-    model = build_model(cfg.model, tokenizer.vocab_size, cfg.data.features.num_mel_bins)
-    load_model_state(model, model_state_of(load_checkpoint(ckpt), str(ckpt)), str(ckpt))
-    prepare_adaptation(model, cfg.adapt)
+    model, objective = adaptation_model(cfg, ckpt, tokenizer.vocab_size)
     run.logger().info(
         "adapting %s (%s) with %s:\n%s", base, ckpt.name, cfg.adapt.method, parameter_summary(model)
     )
-    objective: Any = objective_for(model)
-    if cfg.adapt.method == "mda":
-        objective = DomainRoutedObjective(objective)
     loader = build_dataloader(
         training_data_config(cfg, run.logger()),
         list(cfg.data.train),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,12 @@ from semiasr.adapt import (
     prepare_adaptation,
     save_adaptation,
 )
-from semiasr.config import as_object, load_config
+from semiasr.config import as_object, load_config, to_yaml
 from semiasr.data.loader import build_dataloader
 from semiasr.errors import ConfigError, RunDirError
 from semiasr.models.build import build_model
 from semiasr.objectives import objective_for
-from semiasr.rundir import RunDir, has_results, run_path
+from semiasr.rundir import RunDir, has_results, resume_refusal, run_path
 from semiasr.tasks.common import (
     STATS_FILE,
     TOKENIZER_FILE,
@@ -88,10 +89,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _resume_mode(cfg: Any, mode: str, ckpt: Path, digest: str, new_base: str) -> str:
-    """``mode``, or "overwrite" where an adaptation run to resume was trained from another version
-    of the base checkpoint and ``new_base`` is "restart"; with "refuse" that is an error (resuming
-    would continue the old adaptation on top of weights it was not trained from)."""
+log = logging.getLogger(__name__)
+
+
+def _resume_mode(cfg: Any, mode: str, ckpt: Path, digest: str, on_stale: str) -> str:
+    """``mode``, or "overwrite" where the adaptation run to resume is stale and ``on_stale`` is
+    "restart": trained from another version of the base checkpoint, or with a config that changes
+    what its checkpoints fix (another recipe). With "refuse" a stale run is an error: resuming
+    would continue the old adaptation on weights or settings it was not trained with."""
     path = run_path(cfg.run_root, cfg.name)
     if mode != "resume" or not (path.is_dir() and has_results(path)):
         return mode
@@ -99,14 +104,22 @@ def _resume_mode(cfg: Any, mode: str, ckpt: Path, digest: str, new_base: str) ->
         old = json.loads((path / "meta.json").read_text(encoding="utf-8")).get("base_sha256")
     except (OSError, ValueError, AttributeError):
         old = None
-    if old is None or old == digest:
-        return mode
-    if new_base == "restart":
+    new_base = old is not None and old != digest
+    if new_base:
+        why = f"{path} adapted another version of {ckpt} (the base run has trained since)"
+    else:
+        why = resume_refusal(path, to_yaml(cfg))
+        if why is None:
+            return mode
+    if on_stale == "restart":
+        log.warning("adapting afresh: %s", why)
         return "overwrite"
-    raise RunDirError(
-        f"{path} adapted another version of {ckpt} (the base run has trained since): resuming "
-        "would continue that adaptation on other weights; pass --overwrite to adapt afresh"
-    )
+    if new_base:
+        raise RunDirError(
+            f"{why}: resuming would continue that adaptation on other weights; pass "
+            "--overwrite to adapt afresh"
+        )
+    return mode  # open_run refuses the other config, with its own message
 
 
 def adaptation_model(cfg: Any, ckpt: Path, vocab_size: int) -> tuple[Any, Any]:
@@ -127,11 +140,12 @@ def adapt(
     mode: str = "new",
     which: str = "last",
     progress: bool = True,
-    new_base: str = "refuse",
+    on_stale: str = "refuse",
 ) -> tuple[RunDir, FitSummary]:
     """Run the adaptation ``cfg`` describes (see :func:`adaptation_config`). Resuming a run whose
-    base checkpoint has changed since (``base_sha256`` in its meta.json) is refused, or with
-    ``new_base="restart"`` starts the adaptation afresh."""
+    base checkpoint has changed since (``base_sha256`` in its meta.json), or whose config changes
+    what its checkpoints fix, is refused, or with ``on_stale="restart"`` the adaptation starts
+    afresh."""
     cfg = as_object(cfg)
     check_mda_domains(cfg)
     set_seed(cfg.seed)
@@ -140,7 +154,7 @@ def adapt(
     stats = load_stats(base)
     ckpt = checkpoint_of(base, which)
     digest = file_sha256(ckpt)
-    mode = _resume_mode(cfg, mode, ckpt, digest, new_base)
+    mode = _resume_mode(cfg, mode, ckpt, digest, on_stale)
     run = open_run(cfg, mode, extra={"base_checkpoint": str(ckpt), "base_sha256": digest})
     for f in (TOKENIZER_FILE, STATS_FILE):
         if (base / f).is_file():

@@ -5,25 +5,22 @@ and write a report (WER table, training curves, the command that made it)."""
 from __future__ import annotations
 
 import json
-import logging
 import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from semiasr.config import as_object, load_config, to_yaml
+from semiasr.config import as_object, load_config
 from semiasr.decoding.config import DecodeConfig
 from semiasr.eval import evaluate, plot_training_curves, write_report
 from semiasr.models.config import resolve_model_config
-from semiasr.rundir import atomic_write_text, has_results, resume_refusal, run_path
+from semiasr.rundir import atomic_write_text
 from semiasr.tasks.adapt import adapt, adaptation_config
 from semiasr.tasks.evaluate import decode_split, load_trained, report_folder, with_lm
 from semiasr.tasks.train import train
 
 __all__ = ["run_demo"]
-
-log = logging.getLogger(__name__)
 
 DEMO_ADAPT_STEPS = {False: 150, True: 30}
 # the adapters recipe that docs/adaptation.md recommends (session 15: 9.3% behind full fine-tuning
@@ -129,10 +126,10 @@ def run_demo(
     )
     adapted, adapt_summary = adapt(  # source training that went on since: adapt afresh
         adapt_cfg,
-        mode=_adaptation_mode(adapt_cfg, mode),
+        mode=mode,
         which="averaged",
         progress=progress,
-        new_base="restart",
+        on_stale="restart",  # the folder is the demo's: another base or recipe adapts afresh
     )
     if adapt_summary.interrupted:
         raise KeyboardInterrupt(
@@ -153,20 +150,6 @@ def run_demo(
         json.dumps({"command": command, "seconds": seconds, "results": rows}, indent=2) + "\n",
     )
     return run.path / "report.md"
-
-
-def _adaptation_mode(adapt_cfg: Any, mode: str) -> str:
-    """``mode`` for the demo's adaptation run, or "overwrite" where resuming it would be refused
-    because it was adapted with another recipe (a demo folder from an older semiasr, or other
-    overrides): the folder is the demo's own, so it adapts afresh, as after new source training."""
-    path = run_path(adapt_cfg.run_root, adapt_cfg.name)
-    if mode != "resume" or not has_results(path):
-        return mode
-    why = resume_refusal(path, to_yaml(adapt_cfg))
-    if why is None:
-        return mode
-    log.warning("the demo's adaptation run was made with another recipe: adapting afresh (%s)", why)
-    return "overwrite"
 
 
 def _report(

@@ -1,17 +1,21 @@
 """The demo's adaptation recipe (semiasr.tasks.demo): applied through the adaptation config as
 ``run_demo`` applies it, it trains the adapters and the upper blocks' norms and depthwise kernels
 of the demo's model — 4.36% of the encoder, inside the goal's 5% — and a demo folder adapted with
-another recipe is adapted afresh rather than refused."""
+another recipe is stale: adapted afresh rather than refused."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from semiasr.adapt import prepare_adaptation, summary_rows
 from semiasr.config import as_object, load_config, to_yaml
+from semiasr.errors import RunDirError
 from semiasr.models.build import build_model
-from semiasr.tasks.adapt import adaptation_config
-from semiasr.tasks.demo import _adaptation_mode, demo_adaptation_overrides
+from semiasr.tasks.adapt import _resume_mode, adaptation_config
+from semiasr.tasks.demo import demo_adaptation_overrides
 
 
 def _adapted(tmp_path: Path, overrides: list[str] = ()):
@@ -54,15 +58,24 @@ def test_demo_recipe_on_a_one_block_model_trains_the_adapters_alone(tmp_path):
     assert not any(n.startswith("encoder.") for n in trained)
 
 
-def test_a_demo_folder_adapted_with_another_recipe_is_adapted_afresh(tmp_path):
+def test_a_run_adapted_with_another_recipe_is_stale(tmp_path):
+    """adapt's resume check (``on_stale``): the demo's adaptation folder from an older recipe is
+    adapted afresh with "restart" (what run_demo passes); with "refuse" the mode is left for
+    open_run to refuse the other config; the same recipe resumes."""
     cfg, _ = _adapted(tmp_path)
     run = tmp_path / "base-adapters"
-    assert _adaptation_mode(cfg, "resume") == "resume"  # nothing there yet
+    ckpt, digest = tmp_path / "base.pt", "d" * 64
+    assert _resume_mode(cfg, "resume", ckpt, digest, "restart") == "resume"  # nothing there yet
     run.mkdir()
     (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    (run / "meta.json").write_text(json.dumps({"base_sha256": digest}))
     (run / "config.yaml").write_text(to_yaml(cfg))
-    assert _adaptation_mode(cfg, "resume") == "resume"  # the same recipe: resume it
+    assert _resume_mode(cfg, "resume", ckpt, digest, "restart") == "resume"  # the same recipe
     older = as_object(load_config(run / "config.yaml", ["adapt.bottleneck=32", "optim.lr=0.001"]))
     (run / "config.yaml").write_text(to_yaml(older))
-    assert _adaptation_mode(cfg, "resume") == "overwrite"  # another recipe: afresh, not refused
-    assert _adaptation_mode(cfg, "new") == "new"
+    assert _resume_mode(cfg, "resume", ckpt, digest, "restart") == "overwrite"
+    assert _resume_mode(cfg, "resume", ckpt, digest, "refuse") == "resume"
+    assert _resume_mode(cfg, "new", ckpt, digest, "restart") == "new"
+    with pytest.raises(RunDirError, match="adapted another version"):
+        _resume_mode(cfg, "resume", ckpt, "e" * 64, "refuse")  # another base checkpoint
+    assert _resume_mode(cfg, "resume", ckpt, "e" * 64, "restart") == "overwrite"

@@ -94,11 +94,13 @@ class RelPositionMultiHeadAttention(nn.Module):
         k = self._heads(self.linear_k(x)).transpose(1, 2)  # (B, H, T, d_k)
         v = self._heads(self.linear_v(x)).transpose(1, 2)
         p = self._heads(self.linear_pos(pos_emb)).transpose(1, 2)  # (1, H, 2T-1, d_k)
-        content = (q + self.pos_bias_u).transpose(1, 2) @ k.transpose(-2, -1)  # (B, H, T, T)
-        position = rel_shift((q + self.pos_bias_v).transpose(1, 2) @ p.transpose(-2, -1))
-        scores = (content + position) / math.sqrt(self.d_k)
+        # the content term, then in place (no product's backward reads its own output) + the
+        # position term, / sqrt(d_k), masking: one (B, H, T, T) tensor instead of four
+        scores = (q + self.pos_bias_u).transpose(1, 2) @ k.transpose(-2, -1)  # (B, H, T, T)
+        scores.add_(rel_shift((q + self.pos_bias_v).transpose(1, 2) @ p.transpose(-2, -1)))
+        scores.div_(math.sqrt(self.d_k))
         if mask is not None:
-            scores = scores.masked_fill(~mask[:, None], torch.finfo(scores.dtype).min)
+            scores.masked_fill_(~mask[:, None], torch.finfo(scores.dtype).min)
         weights = self.dropout(torch.softmax(scores, dim=-1))
         out = (weights @ v).transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
         return self.linear_out(out)

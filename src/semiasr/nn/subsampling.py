@@ -89,7 +89,7 @@ class Conv2dSubsampling(nn.Module):
                     nn.Conv2d(channels, channels, 3, stride=2, groups=channels),
                     nn.Conv2d(channels, channels, 1),
                 ]
-            layers.append(nn.ReLU())
+            layers.append(nn.ReLU(inplace=True))  # a convolution's backward never reads its output
             freq = (freq - 1) // 2
         if freq < 1:
             raise ConfigError(

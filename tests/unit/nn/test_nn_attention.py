@@ -108,3 +108,24 @@ def test_relative_positional_encoding_is_exact_in_float64_and_unchanged_in_float
         torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d)
     )
     assert torch.equal(got32, torch.stack([angle.sin(), angle.cos()], -1).reshape(1, -1, d))
+
+
+def test_attention_gradients_match_finite_differences_with_masks() -> None:
+    """The scores are built in place (content + position, / sqrt(d_k), masking): the gradients of
+    the input, the positional encodings and every parameter stay those of the formula (float64
+    finite differences), with a padded key and a chunk mask."""
+    torch.manual_seed(0)
+    d, t = 8, 5
+    att = RelPositionMultiHeadAttention(d, 2).double()
+    with torch.no_grad():  # non-zero biases, so each term of the score is exercised
+        att.pos_bias_u.normal_()
+        att.pos_bias_v.normal_()
+    x = torch.randn(2, t, d, dtype=torch.float64, requires_grad=True)
+    pos = RelPositionalEncoding(d)(t, x.device, x.dtype).requires_grad_(True)
+    mask = padding_mask(torch.tensor([5, 3]), t)[:, None, :] & chunk_attention_mask(t, 2)[None]
+    names, params = zip(*att.named_parameters(), strict=True)
+
+    def run(x, pos, *flat):
+        return torch.func.functional_call(att, dict(zip(names, flat, strict=True)), (x, pos, mask))
+
+    assert torch.autograd.gradcheck(run, (x, pos, *params))

@@ -89,3 +89,19 @@ def test_depthwise_separable_front_end_is_smaller_and_unknown_kind_is_refused() 
     assert conv_params[1] < conv_params[0] / 5  # 128·9 + 128² per layer instead of 128²·9
     with pytest.raises(ConfigError, match="subsampling kind"):
         Conv2dSubsampling(80, 128, kind="stacking")
+
+
+@pytest.mark.parametrize("kind", ["conv2d", "dw_striding"])
+def test_gradients_match_finite_differences(kind: str) -> None:
+    """The ReLUs run in place on the convolutions' outputs; the gradients of the features and of
+    every parameter stay those of the formula (float64 finite differences)."""
+    torch.manual_seed(2)
+    sub = Conv2dSubsampling(12, 4, factor=4, channels=3, kind=kind).double()
+    x = torch.randn(2, 15, 12, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([15, 11])
+    names, params = zip(*sub.named_parameters(), strict=True)
+
+    def run(x, *flat):
+        return torch.func.functional_call(sub, dict(zip(names, flat, strict=True)), (x, lengths))[0]
+
+    assert torch.autograd.gradcheck(run, (x, *params))

@@ -23,7 +23,7 @@ waiting for the loader), and the JSON also keeps ``data_s`` and the wall clock p
 Separate runs minutes apart differ by up to ±20% on a shared machine, so ``--paired N`` adds a
 steadier column after the runs: N calls of ``benchmarks/adapter_step_ab.py`` per trained row, each
 a fresh process in which full fine-tuning and the row take the trainer's update on the same
-``target_train`` batches in alternation; the column is the mean of full's step over the row's
+``target_train`` batches in turn (the second on a batch padded to new shapes); the column is the mean of full's step over the row's
 (the range and every call in the JSON). ``--paired-only`` adds that column to the table already in
 ``--out`` and trains nothing::
 
@@ -241,8 +241,9 @@ def run_one(job_json: str) -> None:
 
 def paired_speedups(args: argparse.Namespace, row: dict) -> list[float]:
     """Full fine-tuning's step time over ``row``'s, ``args.paired`` times: each a fresh process of
-    benchmarks/adapter_step_ab.py (the trainer's update of both set-ups, alternating on the same
-    ``target_train`` batches; the row's overrides and ``--set`` as its runs had them)."""
+    benchmarks/adapter_step_ab.py (the trainer's update of both set-ups, in turn on each
+    ``target_train`` batch, the second one padded so that both meet new shapes; the row's
+    overrides and ``--set`` as its runs had them)."""
     cmd = [
         sys.executable,
         str(Path(__file__).with_name("adapter_step_ab.py")),

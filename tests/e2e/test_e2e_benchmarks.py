@@ -124,6 +124,7 @@ def test_adaptation_table_pairs_speed_ups_and_marks_unsearched_rates(tmp_path: P
     assert set(pair["by_order"]) == {"a first", "b first"}
     assert pair["a_median_s"] > 0 and pair["b_median_s"] > 0
     assert pair["b_over_a"] == pytest.approx(pair["b_median_s"] / pair["a_median_s"])
+    assert pair["second_pad_frames"] == 4
     # it steps as the trainer does: the run's optimizer (fused AdamW on a CPU) and its clipping
     tiny_cfg = yaml.safe_load((tmp_path / "runs" / "tiny" / "config.yaml").read_text())
     assert pair["optimizer"] == "AdamW (fused)"
@@ -172,15 +173,44 @@ def test_adaptation_table_pairs_speed_ups_and_marks_unsearched_rates(tmp_path: P
     assert other.returncode != 0 and "was measured with base_run" in other.stderr
 
 
-def test_paired_step_timer_reads_adapt_fields_and_other_overrides() -> None:
-    """adapter_step_ab.py: ``bottleneck=64`` is an AdaptConfig field (``adapt.`` put before it);
-    ``seed=1`` or ``train.precision=fp32`` are config overrides as written; --set comes first."""
+def _step_ab_module():
     spec = importlib.util.spec_from_file_location(
         "step_ab", ROOT / "benchmarks" / "adapter_step_ab.py"
     )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_paired_step_timer_gives_the_second_model_new_shapes_of_the_same_batch() -> None:
+    """The second model on a batch steps it with 4 more feature frames and one more token column
+    of zero padding: every shape differs (no oneDNN primitive of the first model's step fits), the
+    utterances and their lengths do not."""
+    from semiasr.data.batch import Batch
+
+    batch = Batch(
+        features=torch.randn(3, 50, 8),
+        feature_lengths=torch.tensor([50, 41, 12]),
+        tokens=torch.randint(1, 9, (3, 6)),
+        token_lengths=torch.tensor([6, 4, 2]),
+        texts=["a", "b", "c"],
+        domains=torch.zeros(3, dtype=torch.long),
+        cut_ids=["x", "y", "z"],
+    )
+    padded = _step_ab_module().own_shape(batch, 4)
+    assert padded.features.shape == (3, 54, 8) and padded.tokens.shape == (3, 7)
+    assert torch.equal(padded.features[:, :50], batch.features)
+    assert torch.equal(padded.tokens[:, :6], batch.tokens)
+    assert not padded.features[:, 50:].any() and not padded.tokens[:, 6:].any()
+    assert padded.feature_lengths is batch.feature_lengths
+    assert padded.token_lengths is batch.token_lengths
+
+
+def test_paired_step_timer_reads_adapt_fields_and_other_overrides() -> None:
+    """adapter_step_ab.py: ``bottleneck=64`` is an AdaptConfig field (``adapt.`` put before it);
+    ``seed=1`` or ``train.precision=fp32`` are config overrides as written; --set comes first."""
+    mod = _step_ab_module()
     method, overrides = mod.overrides_of(
         ["adapters", "bottleneck=64", "adapter_act=silu", "seed=1", "train.precision=fp32"],
         ["data.synth_scale=0.5"],

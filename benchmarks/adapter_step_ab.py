@@ -13,11 +13,15 @@ applies) and its schedule. The batches are those of set-up A's config (``--set``
 In a run of its own a model meets every new batch shape itself: oneDNN builds its convolution and
 LSTM primitives for that shape, a few milliseconds a step. Stepping the same batch second, a model
 would find them built by the other one, so the second model on a batch steps it with its padding
-grown by ``--pad`` feature frames and one token column (the same utterances, lengths and loss;
-every shape new). Each set-up so steps every timed batch, first on half of them, second (padded) on
-the other half; the report is each one's median step time over all of them and their ratio B / A.
-(Until session 17 the second model stepped the very same batch and the medians were taken per
-order: that read the adapter rows about 5% faster than separate runs do.)::
+grown by ``--pad`` feature frames and one token column (the same utterances and lengths, so the
+same loss to rounding; new shapes for that batch — ``shape_collisions`` counts the padded batches
+whose (batch, frames) shape another timed batch has unpadded, which could still share primitives).
+Each set-up so steps every timed batch (an even number: the last is dropped if needed), first on
+half of them, second (padded) on the other half; the report is each one's median step time over
+all of them and their ratio B / A. (Until session 17 the second model stepped the very same batch
+and the medians were taken per order, each over another half of the batches: the SiLU row read
+1.535x so, 1.42-1.47x from each model's steps as the first on a batch;
+``docs/adaptation.md``.)::
 
     python benchmarks/adapter_step_ab.py runs/demo13 --batches 60 \
         --a adapters bottleneck=64 \
@@ -156,6 +160,8 @@ def main() -> None:
         feature_stats=first.stats,
     )
     batches = [b for _, b in zip(range(args.batches), loader)]
+    if (len(batches) - args.warmup) % 2:
+        batches.pop()  # as many timed batches led by each set-up
     if len(batches) <= args.warmup:
         raise SystemExit(
             f"adapter_step_ab.py: {args.run}'s target_train gives {len(batches)} batches, "
@@ -181,6 +187,9 @@ def main() -> None:
     def med(first: str, name: str) -> float:
         return statistics.median(times[first][name])
 
+    timed = batches[args.warmup :]
+    plain = {(int(b.features.shape[0]), int(b.features.shape[1])) for b in timed}
+    padded = [(int(b.features.shape[0]), int(b.features.shape[1]) + args.pad) for b in timed]
     a_s = statistics.median(times["a"]["a"] + times["b"]["a"])
     b_s = statistics.median(times["a"]["b"] + times["b"]["b"])
     opt = setups["a"].optimizer
@@ -196,6 +205,7 @@ def main() -> None:
         "precision": setups["a"].precision,
         "flush_denormal": True,
         "second_pad_frames": args.pad,
+        "shape_collisions": sum(shape in plain for shape in padded),
         "a_median_s": a_s,
         "b_median_s": b_s,
         "b_over_a": b_s / a_s,

@@ -10,10 +10,10 @@ OUT=${1:-adapt-steps15}
 AT="adapt.also_train=['encoder.layers.[123].**.*norm*', 'encoder.layers.[123].**.depthwise']"
 ROW="adapters r=64 + norms + depthwise (blocks 1-3), SiLU"
 full() { .venv/bin/python benchmarks/adaptation.py runs/demo13 --steps 300 --lr 0.006 --scheds cosine --methods full --grid \
-  --set train.precision=fp32 --out runs/$OUT-$1-full; }
+  --set train.precision=fp32 --out "runs/$OUT-$1-full"; }
 row() { .venv/bin/python benchmarks/adaptation.py runs/demo13 --steps 300 --lr 0.006 --scheds cosine --methods --grid \
   --variant "$ROW" adapters adapt.bottleneck=64 adapt.adapter_act=silu "$AT" \
-  --set train.precision=fp32 --out runs/$OUT-$1-row; }
+  --set train.precision=fp32 --out "runs/$OUT-$1-row"; }
 full 1; row 1
 row 2; full 2
 full 3; row 3

@@ -5,6 +5,7 @@
 # issue's two named rows (default adapters, HFF + adapters), against full fine-tuning.
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
+mkdir -p runs/ab17
 export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296:glibc.malloc.top_pad=67108864
 AT=('encoder.layers.[123].**.*norm*' 'encoder.layers.[123].**.depthwise')
 ab() { .venv/bin/python benchmarks/adapter_step_ab.py runs/demo13 --set train.precision=fp32 --a full "$@"; }

@@ -120,11 +120,11 @@ def test_adaptation_table_pairs_speed_ups_and_marks_unsearched_rates(tmp_path: P
     assert ab.returncode == 0, ab.stderr[-3000:]
     pair = json.loads(ab.stdout)
     assert pair["b"] == ["adapters", "bottleneck=4", "adapter_conv_kernel=3"]
-    assert 2 <= pair["timed_batches"] <= 3  # in both orders
+    assert pair["timed_batches"] == 2  # an even number: one led by each set-up
     assert set(pair["by_order"]) == {"a first", "b first"}
     assert pair["a_median_s"] > 0 and pair["b_median_s"] > 0
     assert pair["b_over_a"] == pytest.approx(pair["b_median_s"] / pair["a_median_s"])
-    assert pair["second_pad_frames"] == 4
+    assert pair["second_pad_frames"] == 4 and pair["shape_collisions"] >= 0
     # it steps as the trainer does: the run's optimizer (fused AdamW on a CPU) and its clipping
     tiny_cfg = yaml.safe_load((tmp_path / "runs" / "tiny" / "config.yaml").read_text())
     assert pair["optimizer"] == "AdamW (fused)"

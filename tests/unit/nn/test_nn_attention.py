@@ -129,3 +129,42 @@ def test_attention_gradients_match_finite_differences_with_masks() -> None:
         return torch.func.functional_call(att, dict(zip(names, flat, strict=True)), (x, pos, mask))
 
     assert torch.autograd.gradcheck(run, (x, pos, *params))
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_in_place_scores_equal_the_out_of_place_formula_bit_for_bit(autocast: bool) -> None:
+    """Building the scores in place changes no bit of the output or of any gradient against
+    (content + position) / sqrt(d_k), masked out of place — in float32 and under bf16 autocast."""
+    torch.manual_seed(3)
+    d, t = 24, 7  # d_k = 6: dividing by sqrt(6) and multiplying by its reciprocal round apart
+    att = RelPositionMultiHeadAttention(d, 4)
+    with torch.no_grad():
+        att.pos_bias_u.normal_()
+        att.pos_bias_v.normal_()
+    x = torch.randn(3, t, d)
+    pos = RelPositionalEncoding(d)(t, x.device, x.dtype)
+    mask = padding_mask(torch.tensor([7, 5, 2]), t)[:, None, :].expand(3, t, t)
+
+    def out_of_place(x):
+        q = att._heads(att.linear_q(x))
+        k = att._heads(att.linear_k(x)).transpose(1, 2)
+        v = att._heads(att.linear_v(x)).transpose(1, 2)
+        p = att._heads(att.linear_pos(pos)).transpose(1, 2)
+        content = (q + att.pos_bias_u).transpose(1, 2) @ k.transpose(-2, -1)
+        position = rel_shift((q + att.pos_bias_v).transpose(1, 2) @ p.transpose(-2, -1))
+        scores = (content + position) / math.sqrt(att.d_k)
+        scores = scores.masked_fill(~mask[:, None], torch.finfo(scores.dtype).min)
+        out = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(3, t, -1)
+        return att.linear_out(out)
+
+    results = []
+    for fn in (lambda x: att(x, pos, mask), out_of_place):
+        xi = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            y = fn(xi)
+        y.float().square().sum().backward()
+        results.append((y.detach(), xi.grad, [p.grad.clone() for p in att.parameters()]))
+        att.zero_grad(set_to_none=True)
+    (y1, gx1, gp1), (y2, gx2, gp2) = results
+    assert torch.equal(y1, y2) and torch.equal(gx1, gx2)
+    assert all(torch.equal(a, b) for a, b in zip(gp1, gp2, strict=True))

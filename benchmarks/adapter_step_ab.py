@@ -114,8 +114,8 @@ class Setup:
 
 def own_shape(batch: Batch, frames: int) -> Batch:
     """``batch`` with ``frames`` more feature frames and one more token column of padding: the
-    same utterances, lengths and loss, but no tensor of the same shape (after a 4x front end,
-    ``frames`` = 4 is one more encoder frame)."""
+    same utterances and lengths (the same loss, to rounding), every tensor of the batch in a new
+    shape (after a 4x front end, ``frames`` = 4 is one more encoder frame)."""
     return dataclasses.replace(
         batch,
         features=torch.nn.functional.pad(batch.features, (0, 0, 0, frames)),

@@ -1,0 +1,33 @@
+#!/bin/bash
+# The speed check proposed in session 17 for issue 7's "≥ 1.5x faster steps", to be fixed before
+# its data: N (default 9) calls of the paired timer (benchmarks/adapter_step_ab.py: the second
+# model on a batch steps it padded, medians over all batches), full fine-tuning against the SiLU
+# row, with glibc's malloc told not to trim or mmap (neither model faults pages in after warm-up),
+# alone on a quiet machine; then the mean speed-up and its 95% t-interval. Usage, from anywhere:
+#   scripts/adapt/speed_check.sh [N] [base run, default runs/demo13]
+set -e
+cd "$(dirname "$0")/../.."  # the repository root
+N=${1:-9}
+RUN=${2:-runs/demo13}
+OUT=runs/speed-check-$(date -u +%Y%m%dT%H%M%S)
+mkdir -p "$OUT"
+export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296:glibc.malloc.top_pad=67108864
+AT=('encoder.layers.[123].**.*norm*' 'encoder.layers.[123].**.depthwise')
+for i in $(seq 1 "$N"); do
+  .venv/bin/python benchmarks/adapter_step_ab.py "$RUN" --set train.precision=fp32 --a full \
+    --b adapters bottleneck=64 adapter_act=silu --also-train "${AT[@]}" > "$OUT/call-$i.json"
+done
+.venv/bin/python - "$OUT" <<'PY'
+import json, math, statistics, sys
+from pathlib import Path
+# two-sided 95% quantiles of Student's t for 1 … 12 degrees of freedom; the normal's beyond
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179]
+calls = sorted(Path(sys.argv[1]).glob("call-*.json"))
+r = [1 / json.loads(p.read_text())["b_over_a"] for p in calls]
+m = statistics.mean(r)
+df = len(r) - 1
+t = T975[df - 1] if 1 <= df <= len(T975) else statistics.NormalDist().inv_cdf(0.975)
+half = t * statistics.stdev(r) / math.sqrt(len(r)) if len(r) > 1 else math.nan
+print(json.dumps({"calls": [round(x, 3) for x in r], "mean": round(m, 3),
+                  "ci95": [round(m - half, 3), round(m + half, 3)], "out": sys.argv[1]}))
+PY

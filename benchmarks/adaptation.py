@@ -23,9 +23,9 @@ waiting for the loader), and the JSON also keeps ``data_s`` and the wall clock p
 Separate runs minutes apart differ by up to ±20% on a shared machine, so ``--paired N`` adds a
 steadier column after the runs: N calls of ``benchmarks/adapter_step_ab.py`` per trained row, each
 a fresh process in which full fine-tuning and the row take the trainer's update on the same
-``target_train`` batches in turn (the second on a batch padded to new shapes); the column is the mean of full's step over the row's
-(the range and every call in the JSON). ``--paired-only`` adds that column to the table already in
-``--out`` and trains nothing::
+``target_train`` batches in turn (the second on a batch padded to new shapes); the column is the
+mean of full's step over the row's (the range and every call in the JSON). ``--paired-only`` adds
+that column to the table already in ``--out`` and trains nothing::
 
     python benchmarks/adaptation.py runs/demo13 --paired 3 --paired-only --out runs/adapt-table15
 """

@@ -53,6 +53,7 @@ from semiasr.objectives import objective_for
 from semiasr.tasks.adapt import adapt, adaptation_config
 from semiasr.tasks.common import training_data_config
 from semiasr.tasks.evaluate import decode_split, load_trained
+from semiasr.train.malloc import malloc_state, tune_malloc
 
 ROW = "ADAPTATION-ROW "
 METHODS = ["none", "full", "decoder", "adapters", "lora", "mda", "hff", "hff+adapters"]
@@ -141,6 +142,14 @@ def schedule(name: str, steps: int) -> list[str]:
     raise SystemExit(f"adaptation.py: unknown schedule {name!r} (constant, cosine)")
 
 
+def max_rss_mib() -> float:
+    """This process's peak resident memory in MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    import resource  # not on Windows, where the benchmark does not run
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20 if sys.platform == "darwin" else 1 << 10)
+
+
 def adapt_once(
     args: argparse.Namespace,
     method: str,
@@ -196,6 +205,9 @@ def adapt_once(
         ),
         **{f"{k}_wer": v for k, v in wers(run, args.which if method == "none" else "last").items()},
         "seconds": time.perf_counter() - t0,
+        "malloc": malloc_state(),
+        # this process's peak resident memory (it adapts one row: training and its evaluations)
+        "max_rss_MiB": max_rss_mib(),
     }
 
 
@@ -226,7 +238,9 @@ def adapt_isolated(args: argparse.Namespace, *call: object) -> dict:
 
 
 def run_one(job_json: str) -> None:
-    """The child of :func:`adapt_isolated`: one adaptation, its row printed after ``ROW``."""
+    """The child of :func:`adapt_isolated`: one adaptation, its row printed after ``ROW``; glibc's
+    malloc tuned first, as the ``semiasr`` command tunes it (``semiasr.train.malloc``)."""
+    tune_malloc()
     job = json.loads(job_json)
     args = argparse.Namespace(
         base_run=Path(job["base_run"]),

@@ -55,6 +55,7 @@ from semiasr.optim.schedules import build_scheduler
 from semiasr.tasks.adapt import adaptation_config, adaptation_model
 from semiasr.tasks.common import load_stats, load_tokenizer, training_data_config
 from semiasr.tasks.evaluate import checkpoint_of
+from semiasr.train.malloc import malloc_state, tune_malloc
 from semiasr.train.runtime import autocast, flush_denormal, resolve_precision
 
 ADAPT_FIELDS = {f.name for f in dataclasses.fields(AdaptConfig)}
@@ -142,6 +143,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.batches <= args.warmup:
         raise SystemExit("adapter_step_ab.py: --batches must exceed --warmup")
+    tune_malloc()  # as the ``semiasr`` command does (SEMIASR_MALLOC=system keeps glibc's defaults)
     torch.set_num_threads(args.threads)
     shared = list(args.set)
     if args.also_train:
@@ -204,6 +206,7 @@ def main() -> None:
         "grad_clip": setups["a"].max_norm,
         "precision": setups["a"].precision,
         "flush_denormal": True,
+        "malloc": malloc_state(),
         "second_pad_frames": args.pad,
         "shape_collisions": sum(shape in plain for shape in padded),
         "a_median_s": a_s,

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from semiasr.nn import ConformerBlock, ConformerConfig, ConformerEncoder
+from semiasr.nn.conformer import ConvModule
 
 
 @pytest.fixture(autouse=True)
@@ -103,3 +104,45 @@ def test_gradients_reach_every_parameter() -> None:
     for name, p in enc.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
+
+
+def _conv_module_reference(m: ConvModule, x: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+    """ConvModule as its docstring writes it, padding the transposed (B, D, T) tensor."""
+    h = torch.nn.functional.glu(m.pointwise1(m.norm(x)), dim=-1)
+    h = h.masked_fill(~pad_mask[..., None], 0.0)
+    h = m.depthwise(torch.nn.functional.pad(h.transpose(1, 2), m.padding)).transpose(1, 2)
+    return m.pointwise2(torch.nn.functional.silu(m.conv_norm(h)))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_conv_module_equals_its_formula_bit_for_bit(causal: bool) -> None:
+    """Padding time in the (B, T, D) layout and handing the depthwise convolution a transposed
+    view changes no bit of the output or of any gradient (the shapes of the demo model's blocks)."""
+    torch.manual_seed(5)
+    m = ConvModule(64, kernel=15, dropout=0.0, causal=causal)
+    x = torch.randn(5, 37, 64)
+    pad_mask = torch.arange(37)[None] < torch.tensor([37, 30, 22, 9, 1])[:, None]
+    results = []
+    for fn in (lambda x: m(x, pad_mask), lambda x: _conv_module_reference(m, x, pad_mask)):
+        xi = x.clone().requires_grad_(True)
+        y = fn(xi)
+        y.square().sum().backward()
+        results.append((y.detach(), xi.grad, [p.grad.clone() for p in m.parameters()]))
+        m.zero_grad(set_to_none=True)
+    (y1, gx1, gp1), (y2, gx2, gp2) = results
+    assert torch.equal(y1, y2) and torch.equal(gx1, gx2)
+    assert all(torch.equal(a, b) for a, b in zip(gp1, gp2, strict=True))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_conv_module_gradients_match_finite_differences(causal: bool) -> None:
+    torch.manual_seed(6)
+    m = ConvModule(8, kernel=5, dropout=0.0, causal=causal).double()
+    x = torch.randn(2, 9, 8, dtype=torch.float64, requires_grad=True)
+    pad_mask = torch.arange(9)[None] < torch.tensor([9, 6])[:, None]
+    names, params = zip(*m.named_parameters(), strict=True)
+
+    def run(x, *flat):
+        return torch.func.functional_call(m, dict(zip(names, flat, strict=True)), (x, pad_mask))
+
+    assert torch.autograd.gradcheck(run, (x, *params))

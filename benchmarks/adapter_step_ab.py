@@ -143,7 +143,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.batches <= args.warmup:
         raise SystemExit("adapter_step_ab.py: --batches must exceed --warmup")
-    tune_malloc()  # as the ``semiasr`` command does (SEMIASR_MALLOC=system keeps glibc's defaults)
+    tune_malloc()  # as the ``semiasr`` command does: only under SEMIASR_MALLOC=tuned
     torch.set_num_threads(args.threads)
     shared = list(args.set)
     if args.also_train:

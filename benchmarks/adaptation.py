@@ -49,11 +49,11 @@ from semiasr.adapt import DomainRoutedObjective, summary_rows
 from semiasr.adapt.bench import saved_activation_bytes
 from semiasr.data.loader import build_dataloader
 from semiasr.eval import evaluate
+from semiasr.malloc import malloc_state, tune_malloc
 from semiasr.objectives import objective_for
 from semiasr.tasks.adapt import adapt, adaptation_config
 from semiasr.tasks.common import training_data_config
 from semiasr.tasks.evaluate import decode_split, load_trained
-from semiasr.train.malloc import malloc_state, tune_malloc
 
 ROW = "ADAPTATION-ROW "
 METHODS = ["none", "full", "decoder", "adapters", "lora", "mda", "hff", "hff+adapters"]
@@ -240,7 +240,7 @@ def adapt_isolated(args: argparse.Namespace, *call: object) -> dict:
 def run_one(job_json: str) -> None:
     """The child of :func:`adapt_isolated`: one adaptation, its row printed after ``ROW``; glibc's
     malloc tuned first under ``SEMIASR_MALLOC=tuned``, as the ``semiasr`` command does
-    (``semiasr.train.malloc``)."""
+    (``semiasr.malloc``)."""
     tune_malloc()
     job = json.loads(job_json)
     args = argparse.Namespace(

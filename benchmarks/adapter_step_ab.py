@@ -50,12 +50,12 @@ import torch
 from semiasr.adapt import AdaptConfig
 from semiasr.data.batch import Batch
 from semiasr.data.loader import build_dataloader
+from semiasr.malloc import malloc_state, tune_malloc
 from semiasr.optim.build import build_optimizer
 from semiasr.optim.schedules import build_scheduler
 from semiasr.tasks.adapt import adaptation_config, adaptation_model
 from semiasr.tasks.common import load_stats, load_tokenizer, training_data_config
 from semiasr.tasks.evaluate import checkpoint_of
-from semiasr.train.malloc import malloc_state, tune_malloc
 from semiasr.train.runtime import autocast, flush_denormal, resolve_precision
 
 ADAPT_FIELDS = {f.name for f in dataclasses.fields(AdaptConfig)}

@@ -36,10 +36,11 @@ for i in range(1, n + 1):
                   "speedup": round(f["step_s"] / r["step_s"], 3),
                   "full_wer": [round(f[k], 2) for k in ("target_dev_wer", "target_test_wer", "source_test_wer")],
                   "row_wer": [round(r[k], 2) for k in ("target_dev_wer", "target_test_wer", "source_test_wer")],
-                  "max_rss_MiB": [round(f.get("max_rss_MiB", math.nan)), round(r.get("max_rss_MiB", math.nan))],
+                  "max_rss_MiB": [f.get("max_rss_MiB"), r.get("max_rss_MiB")],
                   "malloc": [f.get("malloc"), r.get("malloc")]})
 s = [p["speedup"] for p in pairs]
 m = statistics.mean(s)
-half = T975[len(s) - 2] * statistics.stdev(s) / math.sqrt(len(s)) if 2 <= len(s) <= 13 else math.nan
+t = T975[len(s) - 2] if len(s) <= 13 else statistics.NormalDist().inv_cdf(0.975)
+half = t * statistics.stdev(s) / math.sqrt(len(s)) if len(s) >= 2 else math.nan
 print(json.dumps({"pairs": pairs, "mean": round(m, 3), "ci95": [round(m - half, 3), round(m + half, 3)]}, indent=1))
 PY

@@ -2,10 +2,12 @@
 # The speed check proposed in session 17 for issue 7's "≥ 1.5x faster steps", to be fixed before
 # its data: N (default 9) calls of the paired timer (benchmarks/adapter_step_ab.py: the second
 # model on a batch steps it padded, medians over all batches), full fine-tuning against the SiLU
-# row, with glibc's malloc told not to trim or mmap (neither model faults pages in after warm-up:
-# since session 18 the timer tunes malloc itself as `SEMIASR_MALLOC=tuned semiasr ...` does, which
-# this script asks for; session 17 set GLIBC_TUNABLES here instead), alone on a quiet machine; then
-# the mean speed-up and its 95% t-interval. Usage, from anywhere:
+# row, alone on a quiet machine; then the mean speed-up and its 95% t-interval. The allocator: as
+# proposed, glibc's malloc told not to trim or mmap (neither model faults pages in after warm-up) —
+# session 17 set GLIBC_TUNABLES here (trim threshold 4 GiB, applied at start); since session 18 the
+# timer calls semiasr.malloc.tune_malloc as `SEMIASR_MALLOC=tuned semiasr ...` does (trim threshold
+# 1 GiB, applied after start), which this script asks for unless SEMIASR_MALLOC is set (session 18
+# also ran it under SEMIASR_MALLOC=system, glibc's defaults). Usage, from anywhere:
 #   scripts/adapt/speed_check.sh [N] [base run, default runs/demo13]
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
@@ -13,7 +15,7 @@ N=${1:-9}
 RUN=${2:-runs/demo13}
 OUT=runs/speed-check-$(date -u +%Y%m%dT%H%M%S)
 mkdir -p "$OUT"
-export SEMIASR_MALLOC=tuned
+export SEMIASR_MALLOC=${SEMIASR_MALLOC:-tuned}  # session 18 ran it tuned, then under SEMIASR_MALLOC=system
 AT=('encoder.layers.[123].**.*norm*' 'encoder.layers.[123].**.depthwise')
 for i in $(seq 1 "$N"); do
   .venv/bin/python benchmarks/adapter_step_ab.py "$RUN" --set train.precision=fp32 --a full \

@@ -78,7 +78,7 @@ def info() -> None:
         for i in range(torch.cuda.device_count()):
             lines.append(f"  cuda:{i} {torch.cuda.get_device_name(i)}")
     lines.append(f"bf16 on cpu {'yes' if _cpu_bf16() else 'no'}")
-    from semiasr.train.malloc import malloc_state
+    from semiasr.malloc import malloc_state
 
     lines.append(f"malloc {malloc_state()}")
     typer.echo("\n".join(lines))
@@ -145,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _entry() -> None:  # pragma: no cover
-    """The ``semiasr`` command: the process is ours, so glibc's malloc is tuned first
-    (:mod:`semiasr.train.malloc`; ``SEMIASR_MALLOC=system`` keeps its defaults)."""
-    from semiasr.train.malloc import tune_malloc
+    """The ``semiasr`` command. The process is ours, so under ``SEMIASR_MALLOC=tuned`` glibc's
+    malloc is tuned first, before torch is imported (:mod:`semiasr.malloc`; off by default)."""
+    from semiasr.malloc import tune_malloc
 
     try:
         tune_malloc()

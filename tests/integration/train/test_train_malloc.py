@@ -23,10 +23,14 @@ glibc = pytest.mark.skipif(
 # defaults move the mmap and trim thresholds with the sizes freed, which makes the faults of an
 # untuned process depend on where small blocks happened to land; the probes pin the mmap threshold
 # at its default 128 KiB (GLIBC_TUNABLES, read at start), so that untuned every 12 MB block is
-# mapped and faulted in anew (3,072 pages) — and tune_malloc's mallopt must override it.
+# mapped and faulted in anew (3,072 pages) — and tune_malloc's mallopt must override it. The probe
+# turns transparent huge pages off for itself (prctl PR_SET_THP_DISABLE), so that a host whose THP
+# mode is "always" still counts 4 KiB pages.
 _PROBE = """
-import json, resource, sys, torch
-from semiasr.train.malloc import malloc_state, tune_malloc
+import ctypes, json, resource, sys
+ctypes.CDLL("libc.so.6").prctl(41, 1, 0, 0, 0)
+import torch
+from semiasr.malloc import malloc_state, tune_malloc
 tuned = tune_malloc() if sys.argv[1] == "tune" else None
 again = tune_malloc() if sys.argv[1] == "tune" else None
 def rounds():
@@ -45,18 +49,15 @@ print(json.dumps({"tuned": tuned, "again": again, "state": malloc_state(), "faul
 """
 
 
-def _probe(arg: str, env: dict[str, str] | None = None, inherit: bool = True) -> dict:
-    """The probe's result in a fresh interpreter, with ``env`` added to this one's environment
-    (or, ``inherit=False``, as the whole environment)."""
+def _probe(arg: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> dict:
+    """The probe's result in a fresh interpreter: this one's environment less ``unset``, plus
+    ``env``, with the mmap threshold pinned (last, so no caller's GLIBC_TUNABLES replaces it)."""
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     proc = subprocess.run(
         [sys.executable, "-c", _PROBE, arg],
         capture_output=True,
         text=True,
-        env={
-            **(os.environ if inherit else {}),
-            "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072",
-            **(env or {}),
-        },
+        env={**base, **(env or {}), "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"},
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
@@ -75,18 +76,15 @@ def test_tuned_malloc_reuses_freed_blocks_without_page_faults() -> None:
 @glibc
 @pytest.mark.parametrize("value", ["system", None])
 def test_glibcs_defaults_stay_unless_tuning_is_asked_for(value: str | None) -> None:
-    env = dict(os.environ)
-    env.pop("SEMIASR_MALLOC", None)
-    if value is not None:
-        env["SEMIASR_MALLOC"] = value
-    kept = _probe("tune", env, inherit=False)
+    env = {"SEMIASR_MALLOC": value} if value is not None else None
+    kept = _probe("tune", env, unset=("SEMIASR_MALLOC",))
     assert kept["tuned"] is False
     assert kept["state"] == "system (the default; SEMIASR_MALLOC=tuned tunes it)"
     assert kept["faults"] >= 40 * 3072
 
 
 def test_a_bad_semiasr_malloc_is_refused_with_its_value(monkeypatch) -> None:
-    from semiasr.train import malloc
+    from semiasr import malloc
 
     monkeypatch.setenv("SEMIASR_MALLOC", "jemalloc")
     monkeypatch.setattr(malloc, "_state", None)

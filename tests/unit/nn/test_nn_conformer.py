@@ -114,12 +114,17 @@ def _conv_module_reference(m: ConvModule, x: torch.Tensor, pad_mask: torch.Tenso
     return m.pointwise2(torch.nn.functional.silu(m.conv_norm(h)))
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_conv_module_equals_its_formula_bit_for_bit(causal: bool) -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("kernel", "causal"), [(15, False), (15, True), (4, True)])
+def test_conv_module_equals_its_formula_bit_for_bit(
+    kernel: int, causal: bool, threads: int
+) -> None:
     """Padding time in the (B, T, D) layout and handing the depthwise convolution a transposed
-    view changes no bit of the output or of any gradient (the shapes of the demo model's blocks)."""
+    view changes no bit of the output or of any gradient (the demo model's width, one and two
+    threads; checked on this CPU's oneDNN kernels — another backend may choose other kernels)."""
+    torch.set_num_threads(threads)  # the autouse fixture restores the count
     torch.manual_seed(5)
-    m = ConvModule(64, kernel=15, dropout=0.0, causal=causal)
+    m = ConvModule(64, kernel=kernel, dropout=0.0, causal=causal)
     x = torch.randn(5, 37, 64)
     pad_mask = torch.arange(37)[None] < torch.tensor([37, 30, 22, 9, 1])[:, None]
     results = []

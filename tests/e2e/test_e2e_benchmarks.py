@@ -110,6 +110,8 @@ def test_adaptation_table_pairs_speed_ups_and_marks_unsearched_rates(tmp_path: P
     table = (out / "adaptation.md").read_text()
     assert "(not searched)" in table.split("| decoder |")[1].splitlines()[0]
     assert rows["decoder"]["activation_MiB"] > 0
+    # each row's process reports its peak memory and allocator (glibc's unless SEMIASR_MALLOC=tuned)
+    assert rows["decoder"]["max_rss_MiB"] > 0 and rows["decoder"]["malloc"]
     # the same tiny run drives the paired step timer, convolution adapters included
     ab = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "adapter_step_ab.py"), "runs/tiny",
@@ -124,7 +126,8 @@ def test_adaptation_table_pairs_speed_ups_and_marks_unsearched_rates(tmp_path: P
     assert set(pair["by_order"]) == {"a first", "b first"}
     assert pair["a_median_s"] > 0 and pair["b_median_s"] > 0
     assert pair["b_over_a"] == pytest.approx(pair["b_median_s"] / pair["a_median_s"])
-    assert pair["second_pad_frames"] == 4 and pair["shape_collisions"] >= 0
+    assert pair["b_over_a_mean"] == pytest.approx(pair["b_mean_s"] / pair["a_mean_s"])
+    assert pair["second_pad_frames"] == 4 and pair["shape_collisions"] >= 0 and pair["malloc"]
     # it steps as the trainer does: the run's optimizer (fused AdamW on a CPU) and its clipping
     tiny_cfg = yaml.safe_load((tmp_path / "runs" / "tiny" / "config.yaml").read_text())
     assert pair["optimizer"] == "AdamW (fused)"

@@ -239,7 +239,7 @@ def adapt_isolated(args: argparse.Namespace, *call: object) -> dict:
 
 def run_one(job_json: str) -> None:
     """The child of :func:`adapt_isolated`: one adaptation, its row printed after ``ROW``; glibc's
-    malloc tuned first under ``SEMIASR_MALLOC=tuned``, as the ``semiasr`` command does
+    malloc tuned first (unless ``SEMIASR_MALLOC=system``), as the ``semiasr`` command does
     (``semiasr.malloc``)."""
     tune_malloc()
     job = json.loads(job_json)

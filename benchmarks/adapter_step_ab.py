@@ -144,7 +144,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.batches <= args.warmup:
         raise SystemExit("adapter_step_ab.py: --batches must exceed --warmup")
-    tune_malloc()  # as the ``semiasr`` command does: only under SEMIASR_MALLOC=tuned
+    tune_malloc()  # as the ``semiasr`` command does (SEMIASR_MALLOC=system: glibc's defaults)
     torch.set_num_threads(args.threads)
     shared = list(args.set)
     if args.also_train:

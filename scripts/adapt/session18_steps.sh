@@ -1,8 +1,8 @@
 #!/bin/bash
 # session 18: step times of full fine-tuning and the SiLU row in separate processes (the table's
 # design: benchmarks/adaptation.py runs each row in a fresh process, which tunes glibc's malloc as
-# `semiasr` does under SEMIASR_MALLOC=tuned — session 18's runs did, and this script asks for it
-# unless SEMIASR_MALLOC is set), N pairs (default 5) one after another in alternating order; 6e-3
+# `semiasr` does unless SEMIASR_MALLOC=system — session 18's first runs were tuned, its test C
+# untuned), N pairs (default 5) one after another in alternating order; 6e-3
 # cosine, seed 0, 300 updates, as the table. Each pair's speed-up is full's step_s / the row's; the
 # mean and 95% t-interval over the pairs are printed at the end. Seed 0 reproduces session 15's
 # WERs exactly when the code's numbers have not changed. Usage, from anywhere:

@@ -5,9 +5,9 @@
 # row, alone on a quiet machine; then the mean speed-up and its 95% t-interval. The allocator: as
 # proposed, glibc's malloc told not to trim or mmap (neither model faults pages in after warm-up) —
 # session 17 set GLIBC_TUNABLES here (trim threshold 4 GiB, applied at start); since session 18 the
-# timer calls semiasr.malloc.tune_malloc as `SEMIASR_MALLOC=tuned semiasr ...` does (trim threshold
-# 1 GiB, applied after start), which this script asks for unless SEMIASR_MALLOC is set (session 18
-# also ran it under SEMIASR_MALLOC=system, glibc's defaults). Usage, from anywhere:
+# timer calls semiasr.malloc.tune_malloc as the `semiasr` command does (trim threshold 1 GiB,
+# applied after start; the default unless SEMIASR_MALLOC=system, which session 18 also ran it
+# under). Usage, from anywhere:
 #   scripts/adapt/speed_check.sh [N] [base run, default runs/demo13]
 set -e
 cd "$(dirname "$0")/../.."  # the repository root

@@ -1,4 +1,4 @@
-"""glibc's malloc told to keep freed memory, for the ``semiasr`` process on Linux — opt-in.
+"""glibc's malloc told to keep freed memory, for the ``semiasr`` process on Linux.
 
 A CPU training step allocates and frees tensors of a few to tens of MB, in new sizes with each
 batch shape. glibc gives such a block back to the kernel when it is freed (``munmap`` above the mmap
@@ -11,14 +11,12 @@ model (``docs/architecture.md``, "Allocator"). :func:`tune_malloc` sets, with ``
 - ``M_TRIM_THRESHOLD`` 1 GiB: the top of the heap is given back only when that much is free;
 - ``M_TOP_PAD`` 64 MiB: the heap grows in steps of at least that.
 
-Freed blocks are then reused without faults: on the demo model (session 18), 40-step timings of
-full fine-tuning 5–9% faster and of the adapter row 0.5–6% faster, with 80–95% fewer page faults;
-in whole 300-update runs the gain did not show clearly (full 172 ms a step tuned, 171 ms not). The
-cost: freed memory stays resident. Whole ``semiasr adapt`` runs of full fine-tuning peaked at
-1,372–1,492 MiB tuned against 1,257 MiB for the one untuned run the gate set before the measurement
-compared with — past its 15%, so the tuning is off unless asked for (``SEMIASR_MALLOC=tuned``); a
-second untuned run later peaked at 1,463 MiB, so the difference may be run-to-run spread. The settings last for
-the whole process and cannot be undone, so the library never applies them by itself: the
+Freed blocks are then reused without faults. Measured on the demo model (session 18): 80–95% fewer
+page faults; 40-step timings of full fine-tuning 5–9% faster and of the adapter row 0.5–6%; in
+whole adaptation runs (three per allocator, alternating) mean steps 1–4% faster and peak resident
+memory no higher (full 1,417 against 1,436 MiB, the row 934 against 992). So the ``semiasr``
+command tunes malloc by default; ``SEMIASR_MALLOC=system`` keeps glibc's defaults. The settings last
+for the whole process and cannot be undone, so the library never applies them by itself: the
 ``semiasr`` command calls :func:`tune_malloc` at start, and so do the benchmarks that time what it
 does. Elsewhere than glibc (macOS, musl, Windows) nothing changes. This module imports nothing
 heavy, so the command tunes malloc before torch is imported.
@@ -53,12 +51,12 @@ def tune_malloc() -> bool:
     global _state
     if _state is not None:
         return _state == "tuned"
-    given = os.environ.get(MALLOC_ENV, "system")
+    given = os.environ.get(MALLOC_ENV, "tuned")
     choice = given.strip().lower()
     if choice not in ("tuned", "system"):
         raise ValueError(f"{MALLOC_ENV} must be 'tuned' or 'system', got {given!r}")
     if choice == "system":
-        _state = f"system (the default; {MALLOC_ENV}=tuned tunes it)"
+        _state = f"system ({MALLOC_ENV}=system)"
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         _state = "system (not glibc)"

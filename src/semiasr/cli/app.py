@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _entry() -> None:  # pragma: no cover
-    """The ``semiasr`` command. The process is ours, so under ``SEMIASR_MALLOC=tuned`` glibc's
-    malloc is tuned first, before torch is imported (:mod:`semiasr.malloc`; off by default)."""
+    """The ``semiasr`` command. The process is ours, so glibc's malloc is tuned first, before
+    torch is imported (:mod:`semiasr.malloc`; ``SEMIASR_MALLOC=system`` keeps its defaults)."""
     from semiasr.malloc import tune_malloc
 
     try:

@@ -11,10 +11,11 @@ model (``docs/architecture.md``, "Allocator"). :func:`tune_malloc` sets, with ``
 - ``M_TRIM_THRESHOLD`` 1 GiB: the top of the heap is given back only when that much is free;
 - ``M_TOP_PAD`` 64 MiB: the heap grows in steps of at least that.
 
-Freed blocks are then reused without faults. Measured on the demo model (session 18): 80–95% fewer
-page faults; 40-step timings of full fine-tuning 5–9% faster and of the adapter row 0.5–6%; in
-whole adaptation runs (three per allocator, alternating) mean steps 1–4% faster and peak resident
-memory no higher (full 1,417 against 1,436 MiB, the row 934 against 992). So the ``semiasr``
+Freed blocks are then reused without faults. Measured on the demo model (session 18): 73–95% fewer
+page faults; 40-step timings of full fine-tuning 5–9% faster and of the adapter row 0.5–6%
+(exploratory); in whole adaptation runs (three per allocator) mean steps 1.2% (full fine-tuning,
+within the machine's noise) and 3.7% (the row) faster, and peak resident memory no higher (full
+1,417 against 1,436 MiB, the row 934 against 992). So the ``semiasr``
 command tunes malloc by default; ``SEMIASR_MALLOC=system`` keeps glibc's defaults. The settings last
 for the whole process and cannot be undone, so the library never applies them by itself: the
 ``semiasr`` command calls :func:`tune_malloc` at start, and so do the benchmarks that time what it

@@ -19,10 +19,10 @@ whose (batch, frames) shape another timed batch has unpadded, which could still 
 Each set-up so steps every timed batch (an even number: the last is dropped if needed), first on
 half of them, second (padded) on the other half; the report is each one's median step time over
 all of them and their ratio B / A, and the same for the mean step times (``b_over_a_mean``: what a
-run costs; session 18 found the medians reading the SiLU adapter row 1–4% faster than the means). (Until session 17 the second model stepped the very same batch
-and the medians were taken per order, each over another half of the batches: the SiLU row read
-1.535x so, 1.42-1.47x from each model's steps as the first on a batch;
-``docs/adaptation.md``.)::
+run costs; session 18 found the medians reading the SiLU adapter row 1–4% faster than the means).
+(Until session 17 the second model stepped the very same batch and the medians were taken per
+order, each over another half of the batches: the SiLU row read 1.535x so, 1.42-1.47x from each
+model's steps as the first on a batch; ``docs/adaptation.md``.)::
 
     python benchmarks/adapter_step_ab.py runs/demo13 --batches 60 \
         --a adapters bottleneck=64 \

@@ -23,9 +23,10 @@ for i in $(seq 1 "$N"); do
   if [ $((i % 2)) = 1 ]; then full "$i"; row "$i"; else row "$i"; full "$i"; fi
 done
 .venv/bin/python - "$OUT" "$N" <<'PY'
-import json, math, statistics, sys
+import json, sys
 from pathlib import Path
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179]
+sys.path.insert(0, "scripts/adapt")
+from ci95 import mean_ci95
 out, n = sys.argv[1], int(sys.argv[2])
 def row(i, kind):
     return json.loads(Path(f"runs/{out}-{i}-{kind}/adaptation.json").read_text())["rows"][-1]
@@ -38,9 +39,5 @@ for i in range(1, n + 1):
                   "row_wer": [round(r[k], 2) for k in ("target_dev_wer", "target_test_wer", "source_test_wer")],
                   "max_rss_MiB": [f.get("max_rss_MiB"), r.get("max_rss_MiB")],
                   "malloc": [f.get("malloc"), r.get("malloc")]})
-s = [p["speedup"] for p in pairs]
-m = statistics.mean(s)
-t = T975[len(s) - 2] if len(s) <= 13 else statistics.NormalDist().inv_cdf(0.975)
-half = t * statistics.stdev(s) / math.sqrt(len(s)) if len(s) >= 2 else math.nan
-print(json.dumps({"pairs": pairs, "mean": round(m, 3), "ci95": [round(m - half, 3), round(m + half, 3)]}, indent=1))
+print(json.dumps({"pairs": pairs, **mean_ci95([p["speedup"] for p in pairs])}, indent=1))
 PY

@@ -22,20 +22,14 @@ for i in $(seq 1 "$N"); do
     --b adapters bottleneck=64 adapter_act=silu --also-train "${AT[@]}" > "$OUT/call-$i.json"
 done
 .venv/bin/python - "$OUT" <<'PY'
-import json, math, statistics, sys
+import json, sys
 from pathlib import Path
-# two-sided 95% quantiles of Student's t for 1 … 12 degrees of freedom; the normal's beyond
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179]
-calls = sorted(Path(sys.argv[1]).glob("call-*.json"))
-r = [1 / json.loads(p.read_text())["b_over_a"] for p in calls]
+sys.path.insert(0, "scripts/adapt")
+from ci95 import mean_ci95
+calls = [json.loads(p.read_text()) for p in sorted(Path(sys.argv[1]).glob("call-*.json"))]
+r = [1 / c["b_over_a"] for c in calls]
 # the ratio of mean steps too (what a run costs; the timer's outputs before session 18 lack it)
-by_mean = [round(1 / c["b_over_a_mean"], 3) for c in map(lambda p: json.loads(p.read_text()), calls)
-           if "b_over_a_mean" in c]
-m = statistics.mean(r)
-df = len(r) - 1
-t = T975[df - 1] if 1 <= df <= len(T975) else statistics.NormalDist().inv_cdf(0.975)
-half = t * statistics.stdev(r) / math.sqrt(len(r)) if len(r) > 1 else math.nan
-print(json.dumps({"calls": [round(x, 3) for x in r], "mean": round(m, 3),
-                  "ci95": [round(m - half, 3), round(m + half, 3)], "calls_by_mean_steps": by_mean,
-                  "out": sys.argv[1]}))
+by_mean = [round(1 / c["b_over_a_mean"], 3) for c in calls if "b_over_a_mean" in c]
+print(json.dumps({"calls": [round(x, 3) for x in r], **mean_ci95(r),
+                  "calls_by_mean_steps": by_mean, "out": sys.argv[1]}))
 PY

@@ -8,9 +8,12 @@ side on the same tensors:
   torchaudio's ``rnnt_loss`` and most toolkits are used);
 * ``logits, no flush``: the same with the flush of subnormal gradient entries switched off (what it
   was before 2026-11-27);
-* ``blocked``: ``rnnt_joiner_loss`` (:mod:`semiasr.semiring.joint`), the joiner and the loss in
-  cache-sized blocks of the lattice, nothing of size B·T·(U+1) kept but the (B, T, U+1) tables;
-* ``blocked, no flush``: the same without the flush.
+* ``blocked, torch pass``: ``rnnt_joiner_loss`` (:mod:`semiasr.semiring.joint`) as it ran until
+  2026-11-28 — the joiner and the loss in cache-sized blocks of the lattice in vectorised torch (α-β
+  in numba), nothing of size B·T·(U+1) kept but the (B, T, U+1) tables; still the pass on GPUs;
+* ``blocked, torch pass, no flush``: the same without the flush;
+* ``blocked, CPU pass``: ``rnnt_joiner_loss`` as it runs on a CPU now — matrix products, tanh and
+  exp in torch, every per-row step in numba kernels, h and exp(logits) kept for the backward.
 
 Before timing, the loss and the gradients w.r.t. the encoder and prediction outputs of every
 method are checked against ``logits`` on the first input.
@@ -45,7 +48,13 @@ from semiasr.adapt.bench import saved_activation_bytes
 from semiasr.nn import Joiner
 from semiasr.semiring import fast, joint
 
-METHODS = ("logits", "logits, no flush", "blocked", "blocked, no flush")
+METHODS = (
+    "logits",
+    "logits, no flush",
+    "blocked, torch pass",
+    "blocked, torch pass, no flush",
+    "blocked, CPU pass",
+)
 _FLUSH = fast.flush_subnormal_
 
 
@@ -115,27 +124,33 @@ def _flush(on: bool) -> None:
     joint.flush_subnormal_ = fn
 
 
+def _set(method: str) -> None:
+    """The flush and the joint pass that ``method`` asks for ("": the defaults)."""
+    _flush(not method.endswith("no flush"))
+    joint._CPU_PASS = "torch pass" not in method
+
+
 def _loss_and_grads(method: str, joiner: Joiner, inp) -> list[torch.Tensor]:
     enc = inp[0].detach().requires_grad_(True)
     pred = inp[1].detach().requires_grad_(True)
-    _flush(not method.endswith("no flush"))
+    _set(method)
     try:
         loss = _loss_fn(method, joiner, enc, pred, *inp[2:])
         return [loss.detach(), *torch.autograd.grad(loss, [enc, pred])]
     finally:
-        _flush(True)
+        _set("")
 
 
 def _step(method: str, joiner: Joiner, inp) -> float:
     enc = inp[0].detach().requires_grad_(True)
     pred = inp[1].detach().requires_grad_(True)
-    _flush(not method.endswith("no flush"))
+    _set(method)
     try:
         t0 = time.perf_counter()
         _loss_fn(method, joiner, enc, pred, *inp[2:]).backward()
         return time.perf_counter() - t0
     finally:
-        _flush(True)
+        _set("")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -174,14 +189,20 @@ def main(argv: list[str] | None = None) -> dict:
         for m in METHODS:
             totals[m].append(sums[m] / len(inputs))
     saved = {}
-    for m in METHODS[::2]:
+    for m in METHODS:
+        if m.endswith(", no flush"):  # keeps what the flushed method keeps
+            continue
         enc = inputs[0][0].detach().requires_grad_(True)
         pred = inputs[0][1].detach().requires_grad_(True)
         fn = lambda m=m, e=enc, p=pred: _loss_fn(m, joiner, e, p, *inputs[0][2:])  # noqa: E731
-        saved[m] = saved_activation_bytes(joiner, fn) / 2**20
-    saved["logits, no flush"] = saved["logits"]
-    saved["blocked, no flush"] = saved["blocked"]
-    assert fast.flush_subnormal_ is _FLUSH and joint.flush_subnormal_ is _FLUSH
+        _set(m)
+        try:
+            saved[m] = saved_activation_bytes(joiner, fn) / 2**20
+        finally:
+            _set("")
+    for m in METHODS:
+        saved.setdefault(m, saved[m.removesuffix(", no flush")])
+    assert fast.flush_subnormal_ is _FLUSH and joint.flush_subnormal_ is _FLUSH and joint._CPU_PASS
     base = statistics.median(totals["logits"])
     rows = []
     for m in METHODS:

@@ -1,10 +1,12 @@
 """Numba CPU kernels for the Log-semiring forward-backward (α-β) on CTC and RNN-T lattices.
 
-These only touch the small tables — CTC state emissions (B, T, 2U+1), RNN-T blank / next-label
-log-probs (B, T, U+1) — never the vocabulary axis, which stays with vectorised torch ops. Every kernel
-runs utterances in parallel (``prange`` over the batch), accumulates in float64, and indexes with
+The α-β kernels only touch the small tables — CTC state emissions (B, T, 2U+1), RNN-T blank /
+next-label log-probs (B, T, U+1) — never the vocabulary axis, which stays with vectorised torch ops;
+they run utterances in parallel (``prange`` over the batch), accumulate in float64, and index with
 int64 (numba's ``intp``), so sizes past 2³¹ elements are fine. Same recursions as ``ctc.py`` and
-``rnnt.py`` (the generic versions, which the tests compare these against).
+``rnnt.py`` (the generic versions, which the tests compare these against). The ``joint_*`` kernels
+are the per-row steps of the fused joiner + RNN-T loss's CPU pass (:mod:`semiasr.semiring.joint`),
+one block of lattice cells at a time, serial (torch's matrix products around them use the threads).
 """
 
 from __future__ import annotations
@@ -287,6 +289,19 @@ def ctc_kl(em_p, em_q, ext, in_len, tgt_len, grad, kl):  # pragma: no cover - nu
         kl[b] = cross - z_q + z_p
 
 
+@njit(inline="always", cache=True)
+def _rnnt_alpha(phi, lab, b: int, t_b: int, u_b: int, alpha) -> None:  # pragma: no cover - numba
+    """α of utterance b into alpha (T_b, U_b + 1) (filled with NEG by the caller)."""
+    alpha[0, 0] = 0.0
+    for t in range(t_b):
+        for u in range(u_b + 1):
+            if t == 0 and u == 0:
+                continue
+            a = alpha[t - 1, u] + phi[b, t - 1, u] if t > 0 else NEG
+            c = alpha[t, u - 1] + lab[b, t, u - 1] if u > 0 else NEG
+            alpha[t, u] = _lae(a, c)
+
+
 @njit(parallel=True, cache=True)
 def rnnt_alpha_beta(phi, lab, in_len, tgt_len, alpha, beta, log_z):  # pragma: no cover - numba
     """phi, lab (B, T, U+1) blank / next-label log-probs → alpha, beta (B, T, U+1), log_z (B,).
@@ -298,14 +313,7 @@ def rnnt_alpha_beta(phi, lab, in_len, tgt_len, alpha, beta, log_z):  # pragma: n
     for b in prange(bsz):
         t_b = in_len[b]
         u_b = tgt_len[b]
-        alpha[b, 0, 0] = 0.0
-        for t in range(t_b):
-            for u in range(u_b + 1):
-                if t == 0 and u == 0:
-                    continue
-                a = alpha[b, t - 1, u] + phi[b, t - 1, u] if t > 0 else NEG
-                c = alpha[b, t, u - 1] + lab[b, t, u - 1] if u > 0 else NEG
-                alpha[b, t, u] = _lae(a, c)
+        _rnnt_alpha(phi, lab, b, t_b, u_b, alpha[b])
         beta[b, t_b - 1, u_b] = phi[b, t_b - 1, u_b]
         for t in range(t_b - 1, -1, -1):
             for u in range(u_b, -1, -1):
@@ -315,6 +323,107 @@ def rnnt_alpha_beta(phi, lab, in_len, tgt_len, alpha, beta, log_z):  # pragma: n
                 c = beta[b, t, u + 1] + lab[b, t, u] if u < u_b else NEG
                 beta[b, t, u] = _lae(a, c)
         log_z[b] = beta[b, 0, 0]
+
+
+@njit(parallel=True, cache=True)
+def rnnt_occupancy(phi, lab, in_len, tgt_len, o_blank, o_label, log_z):  # pragma: no cover - numba
+    """phi, lab (B, T, U+1) blank / next-label log-probs → the posterior of every blank and label
+    arc, o_blank and o_label (B, T, U+1, zero-filled by the caller; written in their own dtype),
+    and log_z (B,).
+
+    α and β of one utterance at a time in float64 scratch, then
+    o_φ(t, u) = exp(α(t, u) + φ(t, u) + β(t+1, u) − log Z), with β(T_b, U_b) = 0 for the final
+    blank, and o_y(t, u) = exp(α(t, u) + y(t, u) + β(t, u+1) − log Z) for u < U_b — the occupancies
+    of ``fast.rnnt_arc_occupancy`` without the (B, T, U+1) float64 α and β tables. An utterance
+    with no path (log Z ≤ NEG / 2, or no frames) gets none.
+    """
+    bsz = phi.shape[0]
+    for b in prange(bsz):
+        t_b = in_len[b]
+        u_b = tgt_len[b]
+        if t_b <= 0:
+            log_z[b] = NEG
+            continue
+        alpha = np.full((t_b, u_b + 1), NEG)
+        _rnnt_alpha(phi, lab, b, t_b, u_b, alpha)
+        beta = np.full((t_b + 1, u_b + 2), NEG)  # a row past the end and a column past the end
+        beta[t_b, u_b] = 0.0  # past the final blank
+        for t in range(t_b - 1, -1, -1):
+            for u in range(u_b, -1, -1):
+                a = beta[t + 1, u] + phi[b, t, u]
+                c = beta[t, u + 1] + lab[b, t, u] if u < u_b else NEG
+                beta[t, u] = _lae(a, c)
+        z = beta[0, 0]
+        log_z[b] = z
+        if z <= NEG / 2:
+            continue
+        for t in range(t_b):
+            for u in range(u_b + 1):
+                o_blank[b, t, u] = math.exp(alpha[t, u] + phi[b, t, u] + beta[t + 1, u] - z)
+                if u < u_b:
+                    o_label[b, t, u] = math.exp(alpha[t, u] + lab[b, t, u] + beta[t, u + 1] - z)
+
+
+@njit(cache=True)
+def joint_tables(x, e, labels, b, t0, t1, u1, blank, phi, lab, norm):  # pragma: no cover - numba
+    """One block of the fused joiner loss's forward: its logits x (rows (t, u) for t in [t0, t1),
+    u < u1, row-major; shifted so that their exponentials e = exp(x) neither overflow nor vanish)
+    → the normaliser S = Σ_k e_k into norm[b, t, u] and the log-probs x_blank − log S,
+    x_{labels[b, u]} − log S into phi, lab. S is summed in float64."""
+    v = e.shape[1]
+    for t in range(t0, t1):
+        for u in range(u1):
+            row = (t - t0) * u1 + u
+            s = 0.0
+            for k in range(v):
+                s += e[row, k]
+            norm[b, t, u] = s
+            log_s = math.log(s)
+            phi[b, t, u] = max(x[row, blank] - log_s, NEG)
+            lab[b, t, u] = max(x[row, labels[b, u]] - log_s, NEG)
+
+
+@njit(cache=True)
+def joint_logits_grad(
+    e, norm, o_blank, o_label, labels, b, t0, t1, u1, scale, blank, d
+):  # pragma: no cover - numba
+    """One block of the fused joiner loss's backward: ∂L/∂logits into d (rows as ``joint_tables``),
+    d_k = e_k / S · (o_φ + o_y) − [k = blank] o_φ − [k = y_{u+1}] o_y, each occupancy times
+    ``scale`` (the utterance's incoming gradient); entries below the smallest normal number of d's
+    dtype are set to zero (they would slow the matrix products that follow on x86 CPUs)."""
+    v = e.shape[1]
+    tiny = np.finfo(d.dtype).tiny
+    for t in range(t0, t1):
+        for u in range(u1):
+            row = (t - t0) * u1 + u
+            ob = o_blank[b, t, u] * scale
+            ol = o_label[b, t, u] * scale
+            r = (ob + ol) / norm[b, t, u]
+            for k in range(v):
+                d[row, k] = e[row, k] * r
+            d[row, blank] -= ob
+            d[row, labels[b, u]] -= ol
+            for k in range(v):
+                if abs(d[row, k]) < tiny:
+                    d[row, k] = 0.0
+
+
+@njit(cache=True)
+def joint_hidden_grad(m, h, b, t0, t1, u1, gf, gg, need_f, need_g):  # pragma: no cover - numba
+    """One block of the fused joiner loss's backward: with m = ∂L/∂logits · W and h = tanh(z) (rows
+    as ``joint_tables``), ∂L/∂z = m ⊙ (1 − h²) summed over u into gf[b, t] (``need_f``) and over t
+    into gg[b, u] (``need_g``), in one pass over the block."""
+    j_dim = m.shape[1]
+    for t in range(t0, t1):
+        for u in range(u1):
+            row = (t - t0) * u1 + u
+            for j in range(j_dim):
+                hv = h[row, j]
+                dz = m[row, j] * (1.0 - hv * hv)
+                if need_f:
+                    gf[b, t, j] += dz
+                if need_g:
+                    gg[b, u, j] += dz
 
 
 @njit(cache=True)
@@ -509,7 +618,7 @@ def _serial(kernel):
 
 _SERIAL = {
     k.py_func.__name__: _serial(k)
-    for k in (ctc_alpha_beta, ctc_kl, rnnt_alpha_beta, ctc_entropy, rnnt_entropy)
+    for k in (ctc_alpha_beta, ctc_kl, rnnt_alpha_beta, rnnt_occupancy, ctc_entropy, rnnt_entropy)
 }
 
 

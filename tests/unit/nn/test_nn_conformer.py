@@ -110,33 +110,58 @@ def _conv_module_reference(m: ConvModule, x: torch.Tensor, pad_mask: torch.Tenso
     """ConvModule as its docstring writes it, padding the transposed (B, D, T) tensor."""
     h = torch.nn.functional.glu(m.pointwise1(m.norm(x)), dim=-1)
     h = h.masked_fill(~pad_mask[..., None], 0.0)
-    h = m.depthwise(torch.nn.functional.pad(h.transpose(1, 2), m.padding)).transpose(1, 2)
+    dw = m.depthwise
+    h = torch.nn.functional.conv1d(
+        torch.nn.functional.pad(h.transpose(1, 2), m.padding), dw.weight, dw.bias, groups=dw.groups
+    ).transpose(1, 2)
     return m.pointwise2(torch.nn.functional.silu(m.conv_norm(h)))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize(("kernel", "causal"), [(15, False), (15, True), (4, True)])
-def test_conv_module_equals_its_formula_bit_for_bit(
-    kernel: int, causal: bool, threads: int
-) -> None:
-    """Padding time in the (B, T, D) layout and handing the depthwise convolution a transposed
-    view changes no bit of the output or of any gradient (the demo model's width, one and two
-    threads; checked on this CPU's oneDNN kernels — another backend may choose other kernels)."""
-    torch.set_num_threads(threads)  # the autouse fixture restores the count
-    torch.manual_seed(5)
-    m = ConvModule(64, kernel=kernel, dropout=0.0, causal=causal)
-    x = torch.randn(5, 37, 64)
-    pad_mask = torch.arange(37)[None] < torch.tensor([37, 30, 22, 9, 1])[:, None]
+def _conv_module_runs(m: ConvModule, x: torch.Tensor, pad_mask: torch.Tensor):
     results = []
     for fn in (lambda x: m(x, pad_mask), lambda x: _conv_module_reference(m, x, pad_mask)):
         xi = x.clone().requires_grad_(True)
         y = fn(xi)
         y.square().sum().backward()
-        results.append((y.detach(), xi.grad, [p.grad.clone() for p in m.parameters()]))
+        results.append([y.detach(), xi.grad, *(p.grad.clone() for p in m.parameters())])
         m.zero_grad(set_to_none=True)
-    (y1, gx1, gp1), (y2, gx2, gp2) = results
-    assert torch.equal(y1, y2) and torch.equal(gx1, gx2)
-    assert all(torch.equal(a, b) for a, b in zip(gp1, gp2, strict=True))
+    return results
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("kernel", "causal"), [(15, False), (15, True), (4, True)])
+def test_conv_module_torch_path_equals_its_formula_bit_for_bit(
+    kernel: int, causal: bool, threads: int, monkeypatch
+) -> None:
+    """Without the numba kernels (the path of other devices and half precision), padding time in the
+    (B, T, D) layout and handing conv1d a transposed view changes no bit of the output or of any
+    gradient (the demo model's width, one and two threads; checked on this CPU's oneDNN kernels —
+    another backend may choose other kernels)."""
+    from semiasr.nn import depthwise
+
+    monkeypatch.setattr(depthwise, "_kernels", None)
+    torch.set_num_threads(threads)  # the autouse fixture restores the count
+    torch.manual_seed(5)
+    m = ConvModule(64, kernel=kernel, dropout=0.0, causal=causal)
+    x = torch.randn(5, 37, 64)
+    pad_mask = torch.arange(37)[None] < torch.tensor([37, 30, 22, 9, 1])[:, None]
+    got, ref = _conv_module_runs(m, x, pad_mask)
+    assert all(torch.equal(a, b) for a, b in zip(got, ref, strict=True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("kernel", "causal"), [(15, False), (15, True), (4, True)])
+def test_conv_module_equals_its_formula(kernel: int, causal: bool, dtype) -> None:
+    """With the numba kernels (the CPU default) the output and every gradient equal the formula's
+    to rounding: 1e-12 in float64, 1e-5 of the largest entry in float32."""
+    torch.manual_seed(5)
+    m = ConvModule(64, kernel=kernel, dropout=0.0, causal=causal).to(dtype)
+    x = torch.randn(5, 37, 64, dtype=dtype)
+    pad_mask = torch.arange(37)[None] < torch.tensor([37, 30, 22, 9, 1])[:, None]
+    got, ref = _conv_module_runs(m, x, pad_mask)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=tol * float(b.abs().max()))
 
 
 @pytest.mark.parametrize("causal", [False, True])

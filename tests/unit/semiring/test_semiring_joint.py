@@ -48,12 +48,26 @@ def _loss_and_grads(fn, joiner, enc, pred, weights):
 
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])
-@pytest.mark.parametrize(("seed", "blank", "rows"), [(0, -1, 2048), (1, 0, 7), (2, 3, 1)])
-def test_joint_loss_equals_the_loss_of_the_joiner_logits(backend, seed, blank, rows, monkeypatch):
+@pytest.mark.parametrize(
+    ("seed", "blank", "rows", "keep", "sharp"),
+    [(0, -1, 2048, None, 1.0), (1, 0, 7, 0, 1.0), (2, 3, 1, 5, 1.0), (3, -1, 7, 2, 2000.0)],
+)
+def test_joint_loss_equals_the_loss_of_the_joiner_logits(
+    backend, seed, blank, rows, keep, sharp, monkeypatch
+):
     """Values and the gradients of enc, pred and every joiner weight, float64, random lengths, blank
-    first / last / inside the vocabulary, blocks of one frame up to whole utterances."""
+    first / last / inside the vocabulary, blocks of one frame up to whole utterances. The CPU pass
+    keeps h and exp(logits) of every block (``keep`` None), of none (0) or of the first few (the
+    rest computed again in the backward); ``sharp`` scales the output layer until its logits could
+    overflow exp() in float64 (|x| in the thousands), so that the pass shifts each row by its maximum."""
     monkeypatch.setattr(joint, "_BLOCK_ROWS", rows)
+    monkeypatch.setattr(joint, "_CPU_BLOCK_ROWS", rows)
     joiner, enc, pred, targets, t_len, u_len = _case(seed, blank=blank)
+    if keep is not None:  # bytes of that many blocks of the largest size
+        monkeypatch.setattr(joint, "_KEEP_BYTES", keep * rows * (6 + 7) * 8)
+    with torch.no_grad():
+        joiner.output.weight.mul_(sharp)
+    assert joint._shift_free(joiner.output.weight, joiner.output.bias) == (sharp == 1.0)
     weights = torch.rand(len(t_len), dtype=torch.float64) + 0.5  # a distinct grad_out per utterance
 
     def materialised():
@@ -126,8 +140,9 @@ def test_flush_subnormal_zeroes_only_subnormals(dtype):
     assert torch.equal(x, expected)
 
 
-def test_joiner_loss_benchmark_runs_and_restores_the_flush(tmp_path):
-    """benchmarks/joiner_loss.py on tiny random inputs: every method reported, the flush restored."""
+def test_joiner_loss_benchmark_runs_and_restores_the_flush_and_pass(tmp_path):
+    """benchmarks/joiner_loss.py on tiny random inputs: every method reported, the flush and the CPU
+    pass restored."""
     import importlib.util
     import json
     from pathlib import Path
@@ -149,6 +164,7 @@ def test_joiner_loss_benchmark_runs_and_restores_the_flush(tmp_path):
     assert all(r["ms"] > 0 and r["saved_MiB"] > 0 for r in report["rows"])
     assert json.loads(out.read_text())["rows"] == report["rows"]
     assert fast.flush_subnormal_ is bench._FLUSH and joint.flush_subnormal_ is bench._FLUSH
+    assert joint._CPU_PASS  # the CPU pass switched back on
 
 
 def _peaked_case():
@@ -183,7 +199,7 @@ def test_rnnt_loss_gradient_holds_no_subnormals(monkeypatch):
 
 
 def test_joint_backward_flushes_before_the_matmuls(monkeypatch):
-    """The blocked backward hands every block's logits gradient through flush_subnormal_ before the
+    """The torch pass hands every block's logits gradient through flush_subnormal_ before the
     output layer's products (the count of flushed subnormals is what the flush saw)."""
     joiner, enc, pred, targets, t_len, u_len = _peaked_case()
     seen = []
@@ -195,9 +211,107 @@ def test_joint_backward_flushes_before_the_matmuls(monkeypatch):
         return out
 
     monkeypatch.setattr(joint, "flush_subnormal_", spy)
-    _blocked(joiner, enc, pred, targets, t_len, u_len, -1, "sum").backward()
+    with use_backend("torch"):
+        _blocked(joiner, enc, pred, targets, t_len, u_len, -1, "sum").backward()
     assert len(seen) == len(list(joint.joint_blocks(t_len.tolist(), (u_len + 1).tolist())))
     assert sum(seen) > 0
+
+
+def test_cpu_pass_flushes_its_logits_gradient(monkeypatch):
+    """The CPU pass's numba kernel writes each block's logits gradient with its subnormal entries
+    zeroed and the others as the formula gives them; the unflushed formula, computed here in float64
+    and rounded, has subnormals on this lattice (so the check can fail)."""
+    from semiasr.semiring import kernels
+
+    joiner, enc, pred, targets, t_len, u_len = _peaked_case()
+    real = kernels.joint_logits_grad
+    unflushed = []
+
+    def spy(e, norm, o_blank, o_label, labels, b, t0, t1, u1, scale, blank, d):
+        real(e, norm, o_blank, o_label, labels, b, t0, t1, u1, scale, blank, d)
+        e, d = torch.from_numpy(e).double(), torch.from_numpy(d)
+        tab = [torch.from_numpy(x)[b, t0:t1, :u1].reshape(-1, 1).double()
+               for x in (norm, o_blank, o_label)]  # fmt: skip
+        ob, ol = tab[1] * scale, tab[2] * scale
+        ref = e * (ob + ol) / tab[0]
+        ref[:, blank] -= ob[:, 0]
+        ref.scatter_add_(1, torch.from_numpy(labels)[b, :u1].repeat(t1 - t0)[:, None], -ol)
+        ref = ref.to(d.dtype)
+        unflushed.append(_subnormal_count(ref))
+        assert _subnormal_count(d) == 0
+        tiny = torch.finfo(d.dtype).tiny
+        want = ref.masked_fill(ref.abs() < tiny, 0.0)  # rounded once here, twice in the kernel:
+        torch.testing.assert_close(d, want, rtol=1e-6, atol=1e-6 * float(want.abs().max()))
+
+    monkeypatch.setattr(kernels, "joint_logits_grad", spy)
+    with use_backend("numba"):
+        _blocked(joiner, enc, pred, targets, t_len, u_len, -1, "sum").backward()
+    assert len(unflushed) == len(list(joint.joint_blocks(t_len.tolist(), (u_len + 1).tolist())))
+    assert sum(unflushed) > 0
+
+
+def test_cpu_pass_float32_matches_float64_and_keeping_changes_nothing(monkeypatch):
+    """In float32 the CPU pass is as close to the float64 loss of the materialised logits as float32
+    allows (values and every gradient to 1e-5 of their largest entry), and keeping h and exp(logits)
+    for the backward or computing them again gives the same numbers bit for bit."""
+    joiner, enc, pred, targets, t_len, u_len = _case(10, bsz=5, t_max=30, u_max=12, v=20, j=16)
+    weights = torch.rand(len(t_len), dtype=torch.float64) + 0.5
+
+    def materialised():
+        return F.rnnt_loss(joiner(enc, pred), targets, t_len, u_len, reduction="none")
+
+    ref = _loss_and_grads(materialised, joiner, enc, pred, weights)
+    joiner32 = joiner.float()
+    enc32, pred32 = (x.detach().float().requires_grad_(True) for x in (enc, pred))
+
+    def blocked():
+        return _blocked(joiner32, enc32, pred32, targets, t_len, u_len, -1, "none")
+
+    monkeypatch.setattr(joint, "_CPU_BLOCK_ROWS", 40)
+    got = {}
+    for keep in (joint._KEEP_BYTES, 3 * 40 * (16 + 20) * 4, 0):  # all, the first 3 blocks, none
+        monkeypatch.setattr(joint, "_KEEP_BYTES", keep)
+        with use_backend("numba"):
+            got[keep] = _loss_and_grads(blocked, joiner32, enc32, pred32, weights.float())
+    first, *others = got.values()
+    for a, b in zip(ref, first, strict=True):
+        assert b.dtype == torch.float32
+        torch.testing.assert_close(b.double(), a, rtol=0, atol=1e-5 * float(a.abs().max()))
+    for other in others:
+        for a, b in zip(first, other, strict=True):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_occupancy_kernel_matches_the_torch_tables(parallel):
+    """kernels.rnnt_occupancy gives the arc occupancies and log Z of rnnt_alpha_beta +
+    rnnt_arc_occupancy (torch), in float32 and float64 tables, with an utterance of no frames and
+    one with no path (a −∞ label log-prob on the only way through) among them."""
+    from semiasr.semiring import kernels
+
+    g = torch.Generator().manual_seed(11)
+    bsz, t_max, u1 = 5, 9, 5
+    phi = torch.randn(bsz, t_max, u1, generator=g, dtype=torch.float64).sub_(2)
+    lab = torch.randn(bsz, t_max, u1, generator=g, dtype=torch.float64).sub_(2)
+    t_len = torch.tensor([9, 4, 0, 1, 7])
+    u_len = torch.tensor([4, 2, 1, 3, 0])
+    lab[3, 0, :] = fast.NEG  # one frame, three labels: every path needs lab[3, 0, u]
+    with use_backend("torch"):
+        alpha, beta, log_z = fast.rnnt_alpha_beta(phi, lab, t_len, u_len)
+    ref_b, ref_l = fast.rnnt_arc_occupancy(alpha, beta, phi, lab, log_z, t_len, u_len)
+    assert log_z[3] <= fast.NEG / 2
+    kernel = kernels.rnnt_occupancy if parallel else kernels._SERIAL["rnnt_occupancy"]
+    for dt in (torch.float64, torch.float32):
+        ob, ol = torch.zeros_like(phi, dtype=dt), torch.zeros_like(phi, dtype=dt)
+        z = torch.empty(bsz, dtype=torch.float64)
+        kernel(phi.to(dt).numpy(), lab.to(dt).numpy(), t_len.numpy(), u_len.numpy(), ob.numpy(),
+               ol.numpy(), z.numpy())  # fmt: skip
+        tol = 1e-12 if dt == torch.float64 else 1e-6
+        ok = torch.tensor([0, 1, 4])  # utterances with a path
+        torch.testing.assert_close(z[ok], log_z[ok], rtol=tol, atol=tol)
+        assert z[2] <= fast.NEG / 2 and z[3] <= fast.NEG / 2
+        torch.testing.assert_close(ob.double(), ref_b, rtol=tol, atol=tol)
+        torch.testing.assert_close(ol.double(), ref_l, rtol=tol, atol=tol)
 
 
 def test_joint_backward_skips_gradients_no_input_needs():

@@ -6,22 +6,27 @@
 # pair's order alternating with the seed. Prints the five-seed WER means (the quality half: the
 # row's target test within 10% of full's) and the separate-run speed-up per pair (full's step_s
 # over the row's: means of the trainer's step times) with its mean and 95% t-interval.
-# Usage, from anywhere:
-#   scripts/adapt/session19.sh [SEEDS, default "0 1 2 3 4"] [OUTPREFIX, default adapt-s19]
+# LR (default 0.006) sets both methods' rate (part C ran LR=0.01); ONLY=full runs full fine-tuning
+# alone and prints no summary (part D: LR=0.003 ONLY=full ... "1 2 3 4" adapt-s19full3). Usage:
+#   [LR=0.01] scripts/adapt/session19.sh [SEEDS, default "0 1 2 3 4"] [OUTPREFIX, default adapt-s19]
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
 SEEDS=${1:-0 1 2 3 4}
 OUT=${2:-adapt-s19}
+LR=${LR:-0.006}
+ONLY=${ONLY:-}
 AT="adapt.also_train=['encoder.layers.[123].**.*norm*', 'encoder.layers.[123].**.depthwise']"
 ROW="adapters r=64 + norms + depthwise (blocks 1-3), SiLU"
-full() { .venv/bin/python benchmarks/adaptation.py runs/demo13 --steps 300 --lr 0.006 --scheds cosine --methods full --grid \
+full() { .venv/bin/python benchmarks/adaptation.py runs/demo13 --steps 300 --lr $LR --scheds cosine --methods full --grid \
   --set train.precision=fp32 seed=$1 --out "runs/$OUT-seed$1-full"; }
-row() { .venv/bin/python benchmarks/adaptation.py runs/demo13 --steps 300 --lr 0.006 --scheds cosine --methods --grid \
+row() { .venv/bin/python benchmarks/adaptation.py runs/demo13 --steps 300 --lr $LR --scheds cosine --methods --grid \
   --variant "$ROW" adapters adapt.bottleneck=64 adapt.adapter_act=silu "$AT" \
   --set train.precision=fp32 seed=$1 --out "runs/$OUT-seed$1-row"; }
 for s in $SEEDS; do
+  if [ "$ONLY" = full ]; then full "$s"; continue; fi
   if [ $((s % 2)) = 0 ]; then full "$s"; row "$s"; else row "$s"; full "$s"; fi
 done
+[ -n "$ONLY" ] && exit 0
 .venv/bin/python - "$OUT" $SEEDS <<'PY'
 import json, statistics, sys
 from pathlib import Path

@@ -295,6 +295,5 @@ def _block_logits(
     f: Tensor, g: Tensor, w_t: Tensor, bias: Tensor, b: int, t0: int, t1: int, u1: int
 ) -> tuple[Tensor, Tensor]:
     """h = tanh(f_t + g_u) (τ·u1, J) and the logits W h + b (τ·u1, V) of one block."""
-    j = f.shape[2]
-    h = torch.add(f[b, t0:t1, None, :], g[b, None, :u1, :]).tanh_().view(-1, j)
+    h = _hidden(f, g, b, t0, t1, u1, None)
     return h, torch.addmm(bias, h, w_t)

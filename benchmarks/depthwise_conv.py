@@ -5,7 +5,12 @@ against oneDNN's depthwise ``F.conv1d``, side by side on the same tensors.
   ``F.conv1d`` (groups = C) a transposed view, transpose back (still the path of GPUs and half
   precision);
 * ``numba``: :func:`semiasr.nn.depthwise.depthwise_conv_time` on the CPU — the (B, T, C) layout
-  throughout, one serial kernel each for the output, the input gradient and the weight gradient.
+  throughout, one serial kernel each for the output, the input gradient and the weight gradient;
+* ``toeplitz``: the block-Toeplitz matrix products of the convolution adapters
+  (:func:`semiasr.adapt.adapters.time_conv` on GPUs and under autocast; their CPU path until
+  session 20, when they moved to the numba kernels). The adapters' shape::
+
+    python benchmarks/depthwise_conv.py --channels 64 --kernel 31
 
 Each batch has another number of frames (``--frames`` plus 0 … ``--batches`` − 1), as training's
 batches do, so oneDNN builds its primitives for every shape; the first ``--warmup`` rounds are not
@@ -27,9 +32,10 @@ from pathlib import Path
 
 import torch
 
+from semiasr.adapt.adapters import _TimeConv
 from semiasr.nn import depthwise
 
-METHODS = ("conv1d", "numba")
+METHODS = ("conv1d", "numba", "toeplitz")
 
 
 def _run(method: str, h, weight, bias, padding, gy) -> list[torch.Tensor]:
@@ -38,7 +44,10 @@ def _run(method: str, h, weight, bias, padding, gy) -> list[torch.Tensor]:
         depthwise._kernels = None
     try:
         h = h.detach().requires_grad_(True)
-        y = depthwise.depthwise_conv_time(h, weight, bias, padding)
+        if method == "toeplitz":
+            y = _TimeConv.apply(h, weight[:, 0], *padding) + bias
+        else:
+            y = depthwise.depthwise_conv_time(h, weight, bias, padding)
         grads = torch.autograd.grad(y, [h, weight, bias], gy)
     finally:
         depthwise._kernels = kernels
@@ -69,12 +78,14 @@ def main(argv: list[str] | None = None) -> dict:
         t = args.frames + i
         h = torch.randn(args.batch, t, c, generator=g)
         inputs.append((h, torch.randn(args.batch, t + sum(padding) - k + 1, c, generator=g)))
-    ref, got = (_run(m, inputs[0][0], weight, bias, padding, inputs[0][1]) for m in METHODS)
-    for name, a, b in zip(
-        ("output", "input grad", "weight grad", "bias grad"), got, ref, strict=True
-    ):
-        if not torch.allclose(a, b, rtol=0, atol=1e-5 * float(b.abs().max())):
-            sys.exit(f"numba disagrees with conv1d in the {name}: {(a - b).abs().max():.3g}")
+    ref = _run("conv1d", inputs[0][0], weight, bias, padding, inputs[0][1])
+    for m in METHODS[1:]:
+        got = _run(m, inputs[0][0], weight, bias, padding, inputs[0][1])
+        for name, a, b in zip(
+            ("output", "input grad", "weight grad", "bias grad"), got, ref, strict=True
+        ):
+            if not torch.allclose(a, b, rtol=0, atol=1e-5 * float(b.abs().max())):
+                sys.exit(f"{m} disagrees with conv1d in the {name}: {(a - b).abs().max():.3g}")
     totals: dict[str, list[float]] = {m: [] for m in METHODS}
     for r in range(args.warmup + args.rounds):
         sums = dict.fromkeys(METHODS, 0.0)

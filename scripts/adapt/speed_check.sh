@@ -7,8 +7,11 @@
 # session 17 set GLIBC_TUNABLES here (trim threshold 4 GiB, applied at start); since session 18 the
 # timer calls semiasr.malloc.tune_malloc as the `semiasr` command does (trim threshold 1 GiB,
 # applied after start; the default unless SEMIASR_MALLOC=system, which session 18 also ran it
-# under). Usage, from anywhere:
-#   scripts/adapt/speed_check.sh [N] [base run, default runs/demo13]
+# under). B_EXTRA adds adapter settings to the row (session 20: B_EXTRA="adapter_conv_kernel=31"
+# times the convolution + SiLU row). Prints the ratio of medians per call with its mean and 95%
+# t-interval, and the ratio of mean steps per call (what a run costs: the measure since session 19)
+# with its own. Usage, from anywhere:
+#   [B_EXTRA="KEY=VALUE ..."] scripts/adapt/speed_check.sh [N] [base run, default runs/demo13]
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
 N=${1:-9}
@@ -19,7 +22,7 @@ export SEMIASR_MALLOC=${SEMIASR_MALLOC:-tuned}  # session 18 ran it tuned, then 
 AT=('encoder.layers.[123].**.*norm*' 'encoder.layers.[123].**.depthwise')
 for i in $(seq 1 "$N"); do
   .venv/bin/python benchmarks/adapter_step_ab.py "$RUN" --set train.precision=fp32 --a full \
-    --b adapters bottleneck=64 adapter_act=silu --also-train "${AT[@]}" > "$OUT/call-$i.json"
+    --b adapters bottleneck=64 adapter_act=silu ${B_EXTRA:-} --also-train "${AT[@]}" > "$OUT/call-$i.json"
 done
 .venv/bin/python - "$OUT" <<'PY'
 import json, sys
@@ -31,5 +34,7 @@ r = [1 / c["b_over_a"] for c in calls]
 # the ratio of mean steps too (what a run costs; the timer's outputs before session 18 lack it)
 by_mean = [round(1 / c["b_over_a_mean"], 3) for c in calls if "b_over_a_mean" in c]
 print(json.dumps({"calls": [round(x, 3) for x in r], **mean_ci95(r),
-                  "calls_by_mean_steps": by_mean, "out": sys.argv[1]}))
+                  "calls_by_mean_steps": by_mean,
+                  "by_mean_steps": mean_ci95(by_mean) if len(by_mean) > 1 else None,
+                  "out": sys.argv[1]}))
 PY

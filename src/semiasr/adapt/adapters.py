@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from semiasr.adapt.names import adapt_state, join_name, key_of, matching_modules, root_container
 from semiasr.adapt.outputs import main_tensor, replace_main_tensor
 from semiasr.errors import ConfigError
+from semiasr.nn.depthwise import depthwise_conv_time, runs_kernels
 
 __all__ = [
     "ADAPTER_MODES",
@@ -165,12 +166,16 @@ def time_conv(h: Tensor, conv: nn.Conv1d, padding: tuple[int, int]) -> Tensor:
     with ``padding`` (left, right) zero frames: (B, T + left + right − k + 1, C), the same sums as
     ``conv(F.pad(h.transpose(1, 2), padding)).transpose(1, 2)``.
 
-    Computed as matrix products: the padded frames are cut into windows of L + k − 1 frames, one
-    per block of L outputs (L = max(32, k − 1)), and each channel's window is multiplied by its
-    banded (Toeplitz) L + k − 1 by L matrix of taps; the backward is written out the same way. On
-    the CPU, oneDNN's depthwise convolution takes 3–7 ms for forward and backward of an adapter's
-    (8, 160, 64) input, mostly set-up for each new batch shape, this 1.3–2.6 ms (equal to 1e-13
-    in float64, tested against ``F.conv1d``)."""
+    On the CPU in float32 or float64 without autocast it runs the numba kernels of
+    :func:`semiasr.nn.depthwise.depthwise_conv_time` (forward and backward of a (7, 100–109, 64)
+    input with 31 taps, 2 threads: 1.17 ms against 1.45 for the matrix products below and 2.17
+    for oneDNN's, ``python benchmarks/depthwise_conv.py --channels 64 --kernel 31``). Elsewhere
+    (GPUs, autocast, bfloat16) it is computed as matrix products: the padded frames are cut into windows
+    of L + k − 1 frames, one per block of L outputs (L = max(32, k − 1)), and each channel's window
+    is multiplied by its banded (Toeplitz) L + k − 1 by L matrix of taps; the backward is written
+    out the same way. On the CPU, oneDNN's depthwise convolution takes 3–7 ms for forward and
+    backward of an adapter's (8, 160, 64) input, mostly set-up for each new batch shape, the
+    matrix products 1.3–2.6 ms. Both paths equal ``F.conv1d`` to 1e-12 in float64 (tested)."""
     if (
         conv.groups != conv.in_channels
         or conv.out_channels != conv.in_channels
@@ -182,6 +187,8 @@ def time_conv(h: Tensor, conv: nn.Conv1d, padding: tuple[int, int]) -> Tensor:
             "time_conv computes a depthwise convolution with stride 1, no dilation and its own "
             f"padding; got {conv}"
         )
+    if runs_kernels(h, conv.weight, conv.bias):
+        return depthwise_conv_time(h, conv.weight, conv.bias, padding)
     w = conv.weight[:, 0].to(h.dtype)  # (C, k)
     y = _TimeConv.apply(h, w, *padding)
     return y if conv.bias is None else y + conv.bias.to(y.dtype)

@@ -22,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover - numba is a declared dependency
     _kernels = None
 
-__all__ = ["DepthwiseConvTime", "depthwise_conv_time"]
+__all__ = ["DepthwiseConvTime", "depthwise_conv_time", "runs_kernels"]
 
 
 class DepthwiseConvTime(nn.Conv1d):
@@ -60,13 +60,15 @@ def depthwise_conv_time(
             f"a convolution of {taps} taps needs at least {taps} frames; got {h.shape[1]} with "
             f"padding ({left}, {right})"
         )
-    if _numba_path(h, weight, bias):
+    if runs_kernels(h, weight, bias):
         return _DepthwiseTime.apply(h, weight, bias, left, right)
     y = F.conv1d(F.pad(h, (0, 0, left, right)).transpose(1, 2), weight, bias, groups=channels)
     return y.transpose(1, 2)
 
 
-def _numba_path(h: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
+def runs_kernels(h: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
+    """Whether :func:`depthwise_conv_time` takes the numba kernels for these tensors: numba
+    present, a CPU tensor in float32 or float64, the weight and bias in its dtype, autocast off."""
     return (
         _kernels is not None
         and h.device.type == "cpu"

@@ -200,14 +200,27 @@ def test_infer_width(toy) -> None:
         infer_width(nn.ReLU())
 
 
+@pytest.mark.parametrize("path", ["kernels", "toeplitz"])
 @pytest.mark.parametrize(
     ("t", "k", "padding"),
     [(77, 7, (3, 3)), (77, 7, (6, 0)), (5, 31, (15, 15)), (200, 31, (30, 0)), (33, 65, (32, 32))],
 )
-def test_time_conv_equals_the_depthwise_conv1d(t, k, padding) -> None:
-    """The block-Toeplitz depthwise convolution against torch's, values and gradients in float64:
-    short inputs (fewer frames than taps), causal padding, kernels longer than a block."""
+def test_time_conv_equals_the_depthwise_conv1d(t, k, padding, path, monkeypatch) -> None:
+    """Both paths of the adapters' depthwise convolution (the numba kernels, which a float64 CPU
+    tensor takes, and the block-Toeplitz matrix products) against torch's, values and gradients
+    in float64: short inputs (fewer frames than taps), causal padding, kernels longer than a
+    block."""
+    from semiasr.adapt import adapters
     from semiasr.adapt.adapters import time_conv
+
+    taken = []
+    real = adapters.runs_kernels
+
+    def spy(*args):
+        taken.append(path == "kernels" and real(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(adapters, "runs_kernels", spy)
 
     g = torch.Generator().manual_seed(t + k)
     conv = nn.Conv1d(5, 5, k, groups=5).double()
@@ -222,6 +235,7 @@ def test_time_conv_equals_the_depthwise_conv1d(t, k, padding) -> None:
     g_ref = torch.autograd.grad(ref.square().sum(), params)
     for a, b in zip(g_ours, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-10)
+    assert taken == [path == "kernels"]
 
 
 def test_time_conv_passes_gradcheck() -> None:

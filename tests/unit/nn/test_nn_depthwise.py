@@ -37,7 +37,7 @@ def test_equals_conv1d_in_float64(taps, padding, t, bias):
     b = torch.randn(c, generator=g, dtype=torch.float64).requires_grad_(True) if bias else None
     t_out = t + sum(padding) - taps + 1
     gy = torch.randn(3, t_out, c, generator=g, dtype=torch.float64)
-    assert depthwise._numba_path(h, w, b)
+    assert depthwise.runs_kernels(h, w, b)
     got = _grads(lambda: depthwise_conv_time(h, w, b, padding), h, w, b, gy)
     ref = _grads(lambda: _reference(h, w, b, padding), h, w, b, gy)
     assert got[0].shape == (3, t_out, c)
@@ -80,10 +80,10 @@ def test_frozen_weight_gets_no_gradient_and_input_grad_is_unchanged():
 def test_autocast_and_half_precision_take_conv1d():
     h = torch.randn(2, 10, 4)
     w, b = torch.randn(4, 1, 3), torch.randn(4)
-    assert depthwise._numba_path(h, w, b)
-    assert not depthwise._numba_path(h.bfloat16(), w.bfloat16(), b.bfloat16())
+    assert depthwise.runs_kernels(h, w, b)
+    assert not depthwise.runs_kernels(h.bfloat16(), w.bfloat16(), b.bfloat16())
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not depthwise._numba_path(h, w, b)
+        assert not depthwise.runs_kernels(h, w, b)
         y = depthwise_conv_time(h, w, b, (1, 1))
     assert y.dtype == torch.bfloat16
     torch.testing.assert_close(y.float(), _reference(h, w, b, (1, 1)), rtol=0.05, atol=0.05)
@@ -109,7 +109,8 @@ def test_module_keeps_conv1d_parameters_and_sees_time_major_tensors():
 
 
 def test_depthwise_benchmark_runs_and_restores_the_kernels(tmp_path):
-    """benchmarks/depthwise_conv.py on tiny inputs: both methods reported, the kernels restored."""
+    """benchmarks/depthwise_conv.py on tiny inputs: the three methods reported (conv1d, numba and
+    the adapters' block-Toeplitz products, each checked against conv1d first), the kernels restored."""
     import importlib.util
     import json
     from pathlib import Path
@@ -127,7 +128,7 @@ def test_depthwise_benchmark_runs_and_restores_the_kernels(tmp_path):
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
-    assert [r["method"] for r in report["rows"]] == list(bench.METHODS)
+    assert [r["method"] for r in report["rows"]] == ["conv1d", "numba", "toeplitz"]
     assert all(r["ms"] > 0 for r in report["rows"]) and report["shape"]["padding"] == [4, 0]
     assert json.loads(out.read_text())["rows"] == report["rows"]
     assert depthwise._kernels is kernels is not None

@@ -37,7 +37,11 @@ extra() {
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
 }
-for v in $1; do
+read -ra VARIANTS <<< "$1"
+for v in "${VARIANTS[@]}"; do  # a typo stops the screen before any run
+  extra "$v" > /dev/null || exit 2
+done
+for v in "${VARIANTS[@]}"; do
   r=64; k=0
   case $v in r72*) r=72 ;; r128) r=128 ;; conv | convctc6) k=31 ;; convk15r70) k=15; r=70 ;; esac
   for s in $SEEDS; do
@@ -46,7 +50,7 @@ for v in $1; do
     mapfile -t x < <(extra "$v")
     .venv/bin/python benchmarks/adaptation.py runs/demo13 --steps 300 --lr 0.006 --scheds cosine --methods --grid \
       --variant "SiLU row, $v" adapters adapt.bottleneck=$r adapt.adapter_act=silu adapt.adapter_conv_kernel=$k "$AT" "${x[@]}" \
-      --set train.precision=fp32 seed=$s --out "$out" > "$out.log" 2>&1 || { echo "FAILED $out"; tail "$out.log"; }
+      --set train.precision=fp32 seed=$s --out "$out" > "$out.log" 2>&1 || { echo "FAILED $out"; tail "$out.log"; continue; }
     .venv/bin/python -c "import json,sys; r=json.load(open('$out/adaptation.json'))['rows'][-1]; print('$v', $s, round(r['target_dev_wer'],2), round(1000*r['step_s'],1), round(r['trainable_encoder_pct'],2))"
   done
 done

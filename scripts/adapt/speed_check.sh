@@ -20,9 +20,10 @@ OUT=runs/speed-check-$(date -u +%Y%m%dT%H%M%S)
 mkdir -p "$OUT"
 export SEMIASR_MALLOC=${SEMIASR_MALLOC:-tuned}  # session 18 ran it tuned, then under SEMIASR_MALLOC=system
 AT=('encoder.layers.[123].**.*norm*' 'encoder.layers.[123].**.depthwise')
+read -ra BX <<< "${B_EXTRA:-}"  # split on spaces, never glob-expanded
 for i in $(seq 1 "$N"); do
   .venv/bin/python benchmarks/adapter_step_ab.py "$RUN" --set train.precision=fp32 --a full \
-    --b adapters bottleneck=64 adapter_act=silu ${B_EXTRA:-} --also-train "${AT[@]}" > "$OUT/call-$i.json"
+    --b adapters bottleneck=64 adapter_act=silu "${BX[@]}" --also-train "${AT[@]}" > "$OUT/call-$i.json"
 done
 .venv/bin/python - "$OUT" <<'PY'
 import json, sys

@@ -210,17 +210,9 @@ def test_time_conv_equals_the_depthwise_conv1d(t, k, padding, path, monkeypatch)
     tensor takes, and the block-Toeplitz matrix products) against torch's, values and gradients
     in float64: short inputs (fewer frames than taps), causal padding, kernels longer than a
     block."""
-    from semiasr.adapt import adapters
     from semiasr.adapt.adapters import time_conv
 
-    taken = []
-    real = adapters.runs_kernels
-
-    def spy(*args):
-        taken.append(path == "kernels" and real(*args))
-        return taken[-1]
-
-    monkeypatch.setattr(adapters, "runs_kernels", spy)
+    taken = _force_path(monkeypatch, path)
 
     g = torch.Generator().manual_seed(t + k)
     conv = nn.Conv1d(5, 5, k, groups=5).double()
@@ -262,23 +254,47 @@ def test_time_conv_trains_under_bf16_autocast(dtype) -> None:
     assert conv.weight.grad.dtype == torch.float32 and conv.weight.grad.abs().sum() > 0
 
 
-def test_time_conv_refuses_an_input_shorter_than_its_kernel() -> None:
+def _force_path(monkeypatch, path: str) -> list[bool]:
+    """Make time_conv take ``path`` ("kernels" where the tensors allow it, or "toeplitz"); the
+    returned list records what each call took."""
+    from semiasr.adapt import adapters
+
+    taken: list[bool] = []
+    real = adapters.runs_kernels
+
+    def spy(*args):
+        taken.append(path == "kernels" and real(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(adapters, "runs_kernels", spy)
+    return taken
+
+
+@pytest.mark.parametrize("path", ["kernels", "toeplitz"])
+def test_time_conv_refuses_an_input_shorter_than_its_kernel(path, monkeypatch) -> None:
     from semiasr.adapt.adapters import time_conv
 
+    taken = _force_path(monkeypatch, path)
     with pytest.raises(ValueError, match="needs at least 5 frames; got 3"):
         time_conv(torch.randn(1, 3, 8), nn.Conv1d(8, 8, 5, groups=8), (0, 0))
+    assert taken == [path == "kernels"]
 
 
-def test_time_conv_refuses_double_backward_and_other_convolutions() -> None:
-    """Its backward is written out without a graph of its own: a second derivative raises instead
-    of coming out wrong; a convolution that is not a plain depthwise one is refused."""
+@pytest.mark.parametrize("path", ["kernels", "toeplitz"])
+def test_time_conv_refuses_double_backward_and_other_convolutions(path, monkeypatch) -> None:
+    """Its backward (either path's) is written out without a graph of its own: a second
+    derivative raises instead of coming out wrong; a convolution that is not a plain depthwise
+    one is refused."""
     from semiasr.adapt.adapters import time_conv
+
+    taken = _force_path(monkeypatch, path)
 
     conv = nn.Conv1d(4, 4, 3, groups=4).double()
     h = torch.randn(2, 9, 4, dtype=torch.float64, requires_grad=True)
     (gh,) = torch.autograd.grad(time_conv(h, conv, (1, 1)).square().sum(), h, create_graph=True)
     with pytest.raises(RuntimeError, match=r"once_differentiable|not have been used"):
         torch.autograd.grad(gh.square().sum(), (h, conv.weight))
+    assert taken == [path == "kernels"]
     for bad in (nn.Conv1d(4, 4, 3), nn.Conv1d(4, 4, 3, groups=4, dilation=2)):
         with pytest.raises(ValueError, match="depthwise"):
             time_conv(h.float(), bad, (1, 1))

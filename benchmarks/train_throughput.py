@@ -12,8 +12,11 @@ Ours: ``build_model(ModelConfig(kind="transducer", preset="s"), V)`` (Conformer 
 layers, 4 heads, feed-forward 1024, conv kernel 15, Conv2d subsampling 4×, relative-position
 attention, stateless predictor) with the loss that :class:`semiasr.objectives.TransducerObjective`
 computes on its logits path (``semiasr.functional.rnnt_loss`` of the float32 logits, summed over
-utterances / B; called directly so that forward and loss are timed apart; in float32 on the CPU the
-objective now takes the blocked ``rnnt_joiner_loss`` instead, not timed here) and ``torch.optim.AdamW``.
+utterances / B; called directly so that forward and loss are timed apart) and ``torch.optim.AdamW``.
+``--loss objective`` times the loss as training computes it instead: ``TransducerObjective()(model,
+batch)``, which in float32 on the CPU takes the blocked joiner + loss pass
+(``semiasr.functional.rnnt_joiner_loss``, never holding the logits); the forward then runs inside
+it, so the "loss" phase holds forward and loss and the "forward" phase is empty.
 
 Peer: torchaudio 2.9 no longer ships ``torchaudio.prototype.models.conformer_rnnt_model``, so the
 peer is assembled here the way that factory did, from torchaudio's public pieces: frame stacking by
@@ -142,10 +145,17 @@ def num_params(model: nn.Module) -> int:
 class Ours:
     """Our preset-s transducer, its RNN-T loss and AdamW on a fixed batch."""
 
-    def __init__(self, spec: dict[str, Any], predictor: str, subsampling_channels: int = 0):
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        predictor: str,
+        subsampling_channels: int = 0,
+        loss: str = "logits",
+    ):
         from semiasr.data.batch import Batch
         from semiasr.functional import rnnt_loss
         from semiasr.models import ModelConfig, build_model
+        from semiasr.objectives import TransducerObjective
 
         set_denormal_mode(spec)
         torch.manual_seed(spec["seed"])
@@ -161,6 +171,8 @@ class Ours:
         self.model = model.train().to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
         self.rnnt_loss = rnnt_loss
+        self.loss = loss
+        self.objective = TransducerObjective()
         self.precision = spec["precision"]
         feats, f_len, toks, t_len = make_batch(spec)
         b = len(f_len)
@@ -170,6 +182,16 @@ class Ours:
 
     def step(self) -> dict[str, Any]:
         model, batch, n = self.model, self.batch, len(self.batch)
+        if self.loss == "objective":  # as training computes it; the forward runs inside the loss
+
+            def objective_loss():
+                def loss_of(_out):  # under the run's precision, as the trainer calls it
+                    with autocast(self.precision, self.device):
+                        return self.objective(model, batch)[0]
+
+                return None, loss_of
+
+            return timed_step(objective_loss, self.opt, self.precision, self.device)
 
         def forward_loss():
             out = model(batch.features, batch.feature_lengths, batch.tokens, batch.token_lengths)
@@ -423,6 +445,14 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--predictor", choices=("stateless", "lstm"), default="stateless")
     ap.add_argument(
+        "--loss",
+        choices=("logits", "objective"),
+        default="logits",
+        help="our loss: rnnt_loss of the logits (forward and loss timed apart), or "
+        "TransducerObjective as training calls it (the blocked joiner + loss pass on the CPU in "
+        "float32; forward inside the loss phase)",
+    )
+    ap.add_argument(
         "--subsampling-channels",
         type=int,
         default=0,
@@ -480,7 +510,7 @@ def main() -> None:
         f"{args.precision}{', flush denormals' if args.flush_denormal else ''}, "
         f"{args.threads} thread(s), {device}; load average {load_start['1min']:.2f}"
     )
-    ours = Ours(spec, args.predictor, args.subsampling_channels)
+    ours = Ours(spec, args.predictor, args.subsampling_channels, args.loss)
     peer = PeerProcess(args.ref_python, args.threads, spec)
     if peer.proc is None:
         print(f"peer not run ({peer.why_not}); reporting ours only.")
@@ -544,6 +574,7 @@ def main() -> None:
             "audio_seconds": audio_seconds,
             "vocab": args.vocab,
             "predictor_ours": args.predictor,
+            "loss_ours": args.loss,
             "subsampling_channels_ours": args.subsampling_channels,
         },
         "ours": ours_sum,

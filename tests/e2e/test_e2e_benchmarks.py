@@ -46,6 +46,24 @@ def test_train_throughput_reports_ours_without_a_peer(tmp_path: Path, device: st
     assert "peer not run (--ref-python not given)" in proc.stdout
 
 
+def test_train_throughput_times_the_objective_as_training_calls_it(tmp_path: Path) -> None:
+    """--loss objective: TransducerObjective's blocked joiner + loss pass (float32, CPU) on the
+    same model and batch gives the first step's loss of the logits path (the same seed, so the
+    same weights, batch and dropout masks), with the forward timed inside the loss phase."""
+    args = ["--threads", "1", "--batch", "2", "--seconds", "1", "--rounds", "1", "--warmup", "0"]
+    docs = {}
+    for loss in ("logits", "objective"):
+        out = tmp_path / f"{loss}.json"
+        proc = _run("train_throughput.py", *args, "--loss", loss, "--json", str(out))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        docs[loss] = json.loads(out.read_text())
+    assert docs["objective"]["batch"]["loss_ours"] == "objective"
+    first = {k: d["ours"]["losses"][0] for k, d in docs.items()}
+    assert first["objective"] == pytest.approx(first["logits"], rel=1e-5)
+    phases = docs["objective"]["ours"]["median_phase_s"]
+    assert phases["loss"] > 10 * phases["forward"]
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_decode_speed_reports_real_time_factors(tmp_path: Path, device: str) -> None:
     out = tmp_path / "ds.json"

@@ -171,10 +171,9 @@ def time_conv(h: Tensor, conv: nn.Conv1d, padding: tuple[int, int]) -> Tensor:
     input with 31 taps, 2 threads: 1.17 ms against 1.45 for the matrix products below and 2.17
     for oneDNN's, ``python benchmarks/depthwise_conv.py --channels 64 --kernel 31``). Elsewhere
     (GPUs, autocast, bfloat16 or half inputs, a weight or bias in another dtype than ``h``) it is
-    computed as matrix products: the padded frames are cut into windows
-    of L + k − 1 frames, one per block of L outputs (L = max(32, k − 1)), and each channel's window
-    is multiplied by its banded (Toeplitz) L + k − 1 by L matrix of taps; the backward is written
-    out the same way. On the CPU, oneDNN's depthwise convolution takes 3–7 ms for forward and
+    computed as matrix products: the padded frames are cut into windows of L + k − 1 frames, one
+    per block of L outputs (L = max(32, k − 1)), and each channel's window is multiplied by its
+    banded (Toeplitz) L + k − 1 by L matrix of taps; the backward is written out the same way. On the CPU, oneDNN's depthwise convolution takes 3–7 ms for forward and
     backward of an adapter's (8, 160, 64) input, mostly set-up for each new batch shape, the
     matrix products 1.3–2.6 ms. Both paths equal ``F.conv1d`` to 1e-12 in float64 (tested)."""
     if (

@@ -8,10 +8,12 @@
 # timer calls semiasr.malloc.tune_malloc as the `semiasr` command does (trim threshold 1 GiB,
 # applied after start; the default unless SEMIASR_MALLOC=system, which session 18 also ran it
 # under). B_EXTRA adds adapter settings to the row (session 20: B_EXTRA="adapter_conv_kernel=31"
-# times the convolution + SiLU row). Prints the ratio of medians per call with its mean and 95%
+# times the convolution + SiLU row); SET_EXTRA adds config overrides for both (session 21:
+# SET_EXTRA='data.augment.noise_snr_db=[] data.augment.reverb_prob=0 data.augment.telephone_prob=0'
+# keeps a base trained with waveform augmentation on cached features, as its adaptation runs). Prints the ratio of medians per call with its mean and 95%
 # t-interval, and the ratio of mean steps per call (what a run costs: the measure since session 19)
 # with its own. Usage, from anywhere:
-#   [B_EXTRA="KEY=VALUE ..."] scripts/adapt/speed_check.sh [N] [base run, default runs/demo13]
+#   [B_EXTRA="KEY=VALUE ..."] [SET_EXTRA="KEY=VALUE ..."] scripts/adapt/speed_check.sh [N] [base run, default runs/demo13]
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
 N=${1:-9}
@@ -21,8 +23,9 @@ mkdir -p "$OUT"
 export SEMIASR_MALLOC=${SEMIASR_MALLOC:-tuned}  # session 18 ran it tuned, then under SEMIASR_MALLOC=system
 AT=('encoder.layers.[123].**.*norm*' 'encoder.layers.[123].**.depthwise')
 read -ra BX <<< "${B_EXTRA:-}"  # split on spaces, never glob-expanded
+read -ra SX <<< "${SET_EXTRA:-}"
 for i in $(seq 1 "$N"); do
-  .venv/bin/python benchmarks/adapter_step_ab.py "$RUN" --set train.precision=fp32 --a full \
+  .venv/bin/python benchmarks/adapter_step_ab.py "$RUN" --set train.precision=fp32 "${SX[@]}" --a full \
     --b adapters bottleneck=64 adapter_act=silu "${BX[@]}" --also-train "${AT[@]}" > "$OUT/call-$i.json"
 done
 .venv/bin/python - "$OUT" <<'PY'

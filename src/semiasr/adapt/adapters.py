@@ -97,12 +97,10 @@ class ResidualAdapter(nn.Module):
     def delta(self, x: Tensor, pad_mask: Tensor | None = None) -> Tensor:
         """The residual branch alone: up(act(down(LN(x)))), with the depthwise convolution over
         time after the activation where the adapter has one (``pad_mask`` (B, T), True on valid
-        frames: padded frames are zeroed before it, so they cannot reach valid ones)."""
+        frames: padded frames count as zeros in it, so they cannot reach valid ones)."""
         h = self.act(self.down(self.norm(x)))
         if self.conv is not None:
-            if pad_mask is not None:
-                h = h.masked_fill(~pad_mask[..., None], 0.0)
-            h = time_conv(h, self.conv, self.padding)
+            h = time_conv(h, self.conv, self.padding, pad_mask)
         return self.up(self.dropout(h))
 
     def forward(self, x: Tensor, pad_mask: Tensor | None = None) -> Tensor:
@@ -161,10 +159,13 @@ class _TimeConv(torch.autograd.Function):
         return gh, gw, None, None
 
 
-def time_conv(h: Tensor, conv: nn.Conv1d, padding: tuple[int, int]) -> Tensor:
+def time_conv(
+    h: Tensor, conv: nn.Conv1d, padding: tuple[int, int], valid: Tensor | None = None
+) -> Tensor:
     """``conv`` (depthwise: one kernel of k taps per channel) over the time axis of ``h`` (B, T, C)
     with ``padding`` (left, right) zero frames: (B, T + left + right − k + 1, C), the same sums as
-    ``conv(F.pad(h.transpose(1, 2), padding)).transpose(1, 2)``.
+    ``conv(F.pad(h.transpose(1, 2), padding)).transpose(1, 2)``. ``valid`` (B, T) bool: the frames
+    where it is False count as zeros (the kernels skip them; elsewhere ``h`` is masked first).
 
     On the CPU in float32 or float64 without autocast it runs the numba kernels of
     :func:`semiasr.nn.depthwise.depthwise_conv_time` (forward and backward of a (7, 100–109, 64)
@@ -188,7 +189,9 @@ def time_conv(h: Tensor, conv: nn.Conv1d, padding: tuple[int, int]) -> Tensor:
             f"padding; got {conv}"
         )
     if runs_kernels(h, conv.weight, conv.bias):
-        return depthwise_conv_time(h, conv.weight, conv.bias, padding)
+        return depthwise_conv_time(h, conv.weight, conv.bias, padding, valid)
+    if valid is not None:
+        h = h.masked_fill(~valid[..., None], 0.0)
     w = conv.weight[:, 0].to(h.dtype)  # (C, k)
     y = _TimeConv.apply(h, w, *padding)
     return y if conv.bias is None else y + conv.bias.to(y.dtype)

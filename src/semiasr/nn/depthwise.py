@@ -8,6 +8,9 @@ padded copy, no transposes, no oneDNN primitive to build for each new batch shap
 backward; elsewhere it is that ``F.conv1d``, padded in the (B, T, C) layout and handed a transposed
 view (on a CPU the same sums as padding the transposed tensor, bit for bit). Equal to ``F.conv1d``
 to 1e-12 in float64 (tested), in float32 to rounding: the kernels sum the taps in another order.
+``valid`` (B, T) bool, True on the frames to read, treats the others as zeros: the kernels skip them
+(the sums of ``h.masked_fill(~valid[..., None], 0)``, bit for bit, without that copy and its
+backward), elsewhere ``h`` is masked so.
 """
 
 from __future__ import annotations
@@ -44,10 +47,15 @@ class DepthwiseConvTime(nn.Conv1d):
 
 
 def depthwise_conv_time(
-    h: Tensor, weight: Tensor, bias: Tensor | None, padding: tuple[int, int]
+    h: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    padding: tuple[int, int],
+    valid: Tensor | None = None,
 ) -> Tensor:
     """``h`` (B, T, C) through a depthwise convolution of ``weight`` (C, 1, K) and ``bias`` (C,)
-    over time, with ``padding`` = (left, right) zero frames: (B, T + left + right − K + 1, C)."""
+    over time, with ``padding`` = (left, right) zero frames: (B, T + left + right − K + 1, C).
+    ``valid`` (B, T) bool: the frames of ``h`` where it is False count as zeros."""
     channels, taps = weight.shape[0], weight.shape[-1]
     if h.dim() != 3 or h.shape[2] != channels or weight.shape[1] != 1:
         raise ValueError(
@@ -60,8 +68,12 @@ def depthwise_conv_time(
             f"a convolution of {taps} taps needs at least {taps} frames; got {h.shape[1]} with "
             f"padding ({left}, {right})"
         )
+    if valid is not None and tuple(valid.shape) != tuple(h.shape[:2]):
+        raise ValueError(f"valid must be (B, T) = {tuple(h.shape[:2])}, got {tuple(valid.shape)}")
     if runs_kernels(h, weight, bias):
-        return _DepthwiseTime.apply(h, weight, bias, left, right)
+        return _DepthwiseTime.apply(h, weight, bias, left, right, valid)
+    if valid is not None:
+        h = h.masked_fill(~valid[..., None], 0.0)
     y = F.conv1d(F.pad(h, (0, 0, left, right)).transpose(1, 2), weight, bias, groups=channels)
     return y.transpose(1, 2)
 
@@ -81,15 +93,21 @@ def runs_kernels(h: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
 
 class _DepthwiseTime(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, weight, bias, left, right):
+    def forward(ctx, h, weight, bias, left, right, valid):
         bsz, t_in, ch = h.shape
         taps = weight.shape[-1]
         h = h.detach().contiguous()
         w_t = weight.detach().reshape(ch, taps).t().contiguous()  # (K, C)
         b = bias.detach() if bias is not None else h.new_zeros(ch)
         y = h.new_empty(bsz, t_in + left + right - taps + 1, ch)
-        _kernels.depthwise_forward(h.numpy(), w_t.numpy(), b.contiguous().numpy(), left, y.numpy())
-        ctx.save_for_backward(h, w_t)
+        if valid is None:  # (B, 0): every frame
+            v = torch.empty(bsz, 0, dtype=torch.uint8)
+        else:
+            v = valid.detach().to(torch.uint8).contiguous()
+        _kernels.depthwise_forward(
+            h.numpy(), w_t.numpy(), b.contiguous().numpy(), left, v.numpy(), y.numpy()
+        )
+        ctx.save_for_backward(h, w_t, v)
         ctx.left = left
         ctx.has_bias = bias is not None
         return y
@@ -97,18 +115,18 @@ class _DepthwiseTime(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, gy):
-        h, w_t = ctx.saved_tensors
+        h, w_t, v = ctx.saved_tensors
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         gy = gy.to(h.dtype).contiguous()
         gh = gw = gb = None
         if need_h:
             gh = torch.empty_like(h)
-            _kernels.depthwise_input_grad(w_t.numpy(), gy.numpy(), ctx.left, gh.numpy())
+            _kernels.depthwise_input_grad(w_t.numpy(), gy.numpy(), ctx.left, v.numpy(), gh.numpy())
         if need_w or (need_b and ctx.has_bias):
             gw_t, gb = torch.empty_like(w_t), h.new_empty(h.shape[2])
             _kernels.depthwise_weight_grad(
-                h.numpy(), gy.numpy(), ctx.left, gw_t.numpy(), gb.numpy()
+                h.numpy(), gy.numpy(), ctx.left, v.numpy(), gw_t.numpy(), gb.numpy()
             )
             gw = gw_t.t().unsqueeze(1) if need_w else None  # (C, 1, K)
             gb = gb if need_b and ctx.has_bias else None
-        return gh, gw, gb, None, None
+        return gh, gw, gb, None, None, None

@@ -271,6 +271,40 @@ def _force_path(monkeypatch, path: str) -> list[bool]:
 
 
 @pytest.mark.parametrize("path", ["kernels", "toeplitz"])
+def test_time_conv_reads_no_padded_frame(path, monkeypatch) -> None:
+    """With the padding mask, both paths give the sums over the valid frames only, float64, values
+    and gradients, with NaN in the padded frames (which get no gradient); an adapter with a
+    convolution gives the same output whatever its padded frames hold."""
+    from semiasr.adapt.adapters import ResidualAdapter, time_conv
+
+    taken = _force_path(monkeypatch, path)
+    g = torch.Generator().manual_seed(7)
+    conv = nn.Conv1d(5, 5, 31, groups=5).double()
+    lens = torch.tensor([60, 17, 44])
+    valid = torch.arange(60)[None] < lens[:, None]
+    h = torch.randn(3, 60, 5, generator=g, dtype=torch.float64)
+    poisoned = h.masked_fill(~valid[..., None], float("nan")).requires_grad_(True)
+    clean = h.masked_fill(~valid[..., None], 0.0).requires_grad_(True)
+    ours = time_conv(poisoned, conv, (15, 15), valid)
+    ref = conv(nn.functional.pad(clean.transpose(1, 2), (15, 15))).transpose(1, 2)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    g_ours = torch.autograd.grad(ours.square().sum(), (poisoned, conv.weight, conv.bias))
+    g_ref = torch.autograd.grad(ref.square().sum(), (clean, conv.weight, conv.bias))
+    torch.testing.assert_close(g_ours[0][valid], g_ref[0][valid], rtol=1e-12, atol=1e-10)
+    assert not g_ours[0][~valid].any()
+    for a, b in zip(g_ours[1:], g_ref[1:]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-10)
+    adapter = ResidualAdapter(5, 4, conv_kernel=31).double()
+    nn.init.normal_(adapter.up.weight)  # not the zero initialisation: the branch must show
+    x = torch.randn(3, 60, 5, generator=g, dtype=torch.float64)
+    x2 = x.masked_fill(~valid[..., None], 1e6)
+    torch.testing.assert_close(
+        adapter(x, valid)[valid], adapter(x2, valid)[valid], rtol=0, atol=1e-12
+    )
+    assert taken == [path == "kernels"] * 3
+
+
+@pytest.mark.parametrize("path", ["kernels", "toeplitz"])
 def test_time_conv_refuses_an_input_shorter_than_its_kernel(path, monkeypatch) -> None:
     from semiasr.adapt.adapters import time_conv
 

@@ -132,3 +132,45 @@ def test_depthwise_benchmark_runs_and_restores_the_kernels(tmp_path):
     assert all(r["ms"] > 0 for r in report["rows"]) and report["shape"]["padding"] == [4, 0]
     assert json.loads(out.read_text())["rows"] == report["rows"]
     assert depthwise._kernels is kernels is not None
+
+
+@pytest.mark.parametrize(("taps", "padding"), [(31, (15, 15)), (31, (30, 0)), (5, (3, 1))])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_valid_mask_is_the_masked_copy_bit_for_bit(taps, padding, dtype):
+    """``valid`` (the adapters' padding mask) gives exactly what zeroing the masked frames first
+    gives — values and the gradients of h, weight and bias, float32 and float64 — even with NaN in
+    the masked frames, which then get a zero gradient; the other path masks the copy itself."""
+    g = torch.Generator().manual_seed(taps)
+    bsz, t, c = 5, 70, 16
+    lens = torch.tensor([70, 41, 70, 33, 58])
+    valid = torch.arange(t)[None] < lens[:, None]
+    h = torch.randn(bsz, t, c, generator=g, dtype=dtype, requires_grad=True)
+    w = torch.randn(c, 1, taps, generator=g, dtype=dtype, requires_grad=True)
+    b = torch.randn(c, generator=g, dtype=dtype, requires_grad=True)
+    gy = torch.randn(bsz, t + sum(padding) - taps + 1, c, generator=g, dtype=dtype)
+    ref = _grads(
+        lambda: depthwise_conv_time(h.masked_fill(~valid[..., None], 0.0), w, b, padding),
+        h, w, b, gy,
+    )  # fmt: skip
+    poisoned = h.detach().masked_fill(~valid[..., None], float("nan")).requires_grad_(True)
+    assert depthwise.runs_kernels(poisoned, w, b)
+    got = _grads(lambda: depthwise_conv_time(poisoned, w, b, padding, valid), poisoned, w, b, gy)
+    for a, r in zip(got, ref, strict=True):
+        assert torch.equal(a, r)
+    assert not got[1][~valid].any()
+    # the F.conv1d path (autocast, GPUs) masks the copy: the same values to rounding
+    lowp = _grads(
+        lambda: depthwise_conv_time(poisoned.to(torch.bfloat16), w.bfloat16(), b.bfloat16(),
+                                    padding, valid).float(),
+        poisoned, w, b, gy.float(),
+    )  # fmt: skip
+    assert torch.isfinite(lowp[0]).all()
+    torch.testing.assert_close(lowp[0], ref[0].float(), rtol=0.05, atol=0.3)
+
+
+def test_valid_mask_of_another_shape_is_refused():
+    w = torch.randn(4, 1, 3)
+    with pytest.raises(ValueError, match="valid must be"):
+        depthwise_conv_time(
+            torch.randn(2, 10, 4), w, None, (1, 1), torch.ones(2, 9, dtype=torch.bool)
+        )

@@ -1,0 +1,36 @@
+#!/bin/bash
+# session 21: full fine-tuning against the SiLU row (adapters r=64, SiLU, + norms and depthwise kernels
+# of blocks 1-3) from a base trained with multi-condition augmentation (BASE, default runs/mct21:
+# `semiasr demo name=mct21 "data.augment.noise_snr_db=[0,30]" data.augment.noise_prob=0.3
+# data.augment.reverb_prob=0.2 data.augment.telephone_prob=0.2`). 300 updates on target_train, cosine,
+# fp32, waveform augmentation off while adapting (as in every earlier table), each run its own process.
+# Usage:  scripts/adapt/session21_mct.sh "METHOD:LR ..." "SEEDS" [BASE]
+#   METHOD: full | row | conv (the convolution row, kernel 31) | conv15 (kernel 15); e.g. "full:0.003 row:0.006" "1 2 3 4"
+set -e
+cd "$(dirname "$0")/../.."  # the repository root
+BASE=${3:-runs/mct21}
+TAG=$(basename "$BASE")
+AT="adapt.also_train=['encoder.layers.[123].**.*norm*', 'encoder.layers.[123].**.depthwise']"
+NOAUG=("data.augment.noise_snr_db=[]" data.augment.reverb_prob=0 data.augment.telephone_prob=0 train.precision=fp32)
+read -ra RUNS <<< "$1"
+for ml in "${RUNS[@]}"; do
+  case ${ml%%:*} in full | row | conv | conv15) ;; *) echo "unknown method in $ml" >&2; exit 2 ;; esac
+done
+for ml in "${RUNS[@]}"; do
+  m=${ml%%:*}; lr=${ml#*:}
+  case $m in
+    full) spec=(--methods full) ;;
+    row) spec=(--methods --variant "SiLU row" adapters adapt.bottleneck=64 adapt.adapter_act=silu "$AT") ;;
+    conv) spec=(--methods --variant "conv SiLU row" adapters adapt.bottleneck=64 adapt.adapter_act=silu
+                adapt.adapter_conv_kernel=31 "$AT") ;;
+    conv15) spec=(--methods --variant "conv k=15 SiLU row" adapters adapt.bottleneck=64 adapt.adapter_act=silu
+                  adapt.adapter_conv_kernel=15 "$AT") ;;
+  esac
+  for s in $2; do
+    out="runs/s21-$TAG-$m-$lr-seed$s"
+    [ -f "$out/adaptation.json" ] && continue
+    .venv/bin/python benchmarks/adaptation.py "$BASE" --steps 300 --lr "$lr" --scheds cosine "${spec[@]}" \
+      --set "${NOAUG[@]}" seed="$s" --out "$out" > "$out.log" 2>&1 || { echo "FAILED $out"; tail "$out.log"; continue; }
+    .venv/bin/python -c "import json; r=json.load(open('$out/adaptation.json'))['rows'][-1]; print('$m', '$lr', $s, *(round(r[k], 2) for k in ('target_dev_wer', 'target_test_wer', 'source_test_wer')), round(1000*r['step_s'],1), round(r['trainable_encoder_pct'],2))"
+  done
+done

@@ -24,7 +24,7 @@ def runs() -> dict[str, dict]:
         if m is None:
             continue
         row = json.loads(path.read_text())["rows"][-1]
-        key = f"{m.group(2)}@{m.group(3)}"
+        key = f"{m.group(1)}:{m.group(2)}@{m.group(3)}"
         r = rows.setdefault(key, {"base": f"runs/{m.group(1)}", "label": row["label"],
                                   "overrides": row["overrides"], "lr": row["lr"], "seeds": {}})  # fmt: skip
         r.setdefault("_raw", {})[int(m.group(4))] = row  # means from the unrounded WERs
@@ -41,7 +41,7 @@ def runs() -> dict[str, dict]:
             r[f"mean_{k}"] = round(statistics.mean(x[k] for x in r["_raw"].values()), 3)
     for r in rows.values():
         del r["_raw"]
-    full = rows.get("full@0.003")
+    full = rows.get("mct21:full@0.003")
     if full and len(full["seeds"]) == 5:
         for r in rows.values():
             if len(r["seeds"]) == 5 and r is not full:
@@ -82,6 +82,10 @@ if __name__ == "__main__":
             ],
         },
         "adaptation_command": "scripts/adapt/session21_mct.sh 'METHOD:LR ...' 'SEEDS' runs/mct21",
+        "notes": [
+            "conv seed 0 ran before amendment 1 as a direct benchmarks/adaptation.py call with the"
+            " script's settings and the row label 'conv' (seeds 1-4: the script, 'conv SiLU row')",
+        ],
         "runs": runs(),
         "speed_checks": [speed(Path(s)) for s in speeds],
         "conditions": json.loads(cond.read_text()) if cond.is_file() else None,

@@ -5,7 +5,9 @@
 # data.augment.reverb_prob=0.2 data.augment.telephone_prob=0.2`). 300 updates on target_train, cosine,
 # fp32, waveform augmentation off while adapting (as in every earlier table), each run its own process.
 # Usage:  scripts/adapt/session21_mct.sh "METHOD:LR ..." "SEEDS" [BASE]
-#   METHOD: full | row | conv (the convolution row, kernel 31) | conv15 (kernel 15); e.g. "full:0.003 row:0.006" "1 2 3 4"
+#   METHOD: full | row | conv (the convolution row, kernel 31) | conv15 (kernel 15); diagnostics (which part
+#   of the encoder learns the telephone channel?): blocks (full fine-tuning with the front end frozen),
+#   frontend (the decoder and the front end only), rowfe (the SiLU row + the front end); e.g. "full:0.003 row:0.006" "1 2 3 4"
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
 BASE=${3:-runs/mct21}
@@ -14,7 +16,8 @@ AT="adapt.also_train=['encoder.layers.[123].**.*norm*', 'encoder.layers.[123].**
 NOAUG=("data.augment.noise_snr_db=[]" data.augment.reverb_prob=0 data.augment.telephone_prob=0 train.precision=fp32)
 read -ra RUNS <<< "$1"
 for ml in "${RUNS[@]}"; do
-  case ${ml%%:*} in full | row | conv | conv15) ;; *) echo "unknown method in $ml" >&2; exit 2 ;; esac
+  [[ $ml == *:* ]] || { echo "expected METHOD:LR, got $ml" >&2; exit 2; }
+  case ${ml%%:*} in full | row | conv | conv15 | blocks | frontend | rowfe) ;; *) echo "unknown method in $ml" >&2; exit 2 ;; esac
 done
 for ml in "${RUNS[@]}"; do
   m=${ml%%:*}; lr=${ml#*:}
@@ -25,6 +28,11 @@ for ml in "${RUNS[@]}"; do
                 adapt.adapter_conv_kernel=31 "$AT") ;;
     conv15) spec=(--methods --variant "conv k=15 SiLU row" adapters adapt.bottleneck=64 adapt.adapter_act=silu
                   adapt.adapter_conv_kernel=15 "$AT") ;;
+    blocks) spec=(--methods --variant "decoder + every block (front end frozen)" decoder
+                  "adapt.also_train=['encoder.layers.**']") ;;
+    frontend) spec=(--methods --variant "decoder + front end" decoder "adapt.also_train=['encoder.subsampling.**']") ;;
+    rowfe) spec=(--methods --variant "SiLU row + front end" adapters adapt.bottleneck=64 adapt.adapter_act=silu
+                 "adapt.also_train=['encoder.layers.[123].**.*norm*', 'encoder.layers.[123].**.depthwise', 'encoder.subsampling.**']") ;;
   esac
   for s in $2; do
     out="runs/s21-$TAG-$m-$lr-seed$s"

@@ -191,7 +191,11 @@ def time_conv(
     if runs_kernels(h, conv.weight, conv.bias):
         return depthwise_conv_time(h, conv.weight, conv.bias, padding, valid)
     if valid is not None:
-        h = h.masked_fill(~valid[..., None], 0.0)
+        if tuple(valid.shape) != tuple(h.shape[:2]):
+            raise ValueError(
+                f"valid must be (B, T) = {tuple(h.shape[:2])}, got {tuple(valid.shape)}"
+            )
+        h = h.masked_fill(~valid.bool()[..., None], 0.0)
     w = conv.weight[:, 0].to(h.dtype)  # (C, k)
     y = _TimeConv.apply(h, w, *padding)
     return y if conv.bias is None else y + conv.bias.to(y.dtype)

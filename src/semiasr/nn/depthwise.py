@@ -73,7 +73,7 @@ def depthwise_conv_time(
     if runs_kernels(h, weight, bias):
         return _DepthwiseTime.apply(h, weight, bias, left, right, valid)
     if valid is not None:
-        h = h.masked_fill(~valid[..., None], 0.0)
+        h = h.masked_fill(~valid.bool()[..., None], 0.0)
     y = F.conv1d(F.pad(h, (0, 0, left, right)).transpose(1, 2), weight, bias, groups=channels)
     return y.transpose(1, 2)
 

@@ -296,6 +296,7 @@ def test_time_conv_reads_no_padded_frame(path, monkeypatch) -> None:
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-10)
     adapter = ResidualAdapter(5, 4, conv_kernel=31).double()
     nn.init.normal_(adapter.up.weight)  # not the zero initialisation: the branch must show
+    nn.init.normal_(adapter.conv.weight)  # nor the identity kernel, which reads one frame only
     x = torch.randn(3, 60, 5, generator=g, dtype=torch.float64)
     x2 = x.masked_fill(~valid[..., None], 1e6)
     torch.testing.assert_close(

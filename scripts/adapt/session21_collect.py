@@ -20,7 +20,10 @@ from ci95 import mean_ci95  # noqa: E402
 def runs() -> dict[str, dict]:
     rows: dict[str, dict] = {}
     for path in sorted(ROOT.glob("runs/s21-*-seed*/adaptation.json")):
-        m = re.fullmatch(r"s21-(.+)-(full|row|conv|conv15)-([0-9.]+)-seed(\d+)", path.parent.name)
+        m = re.fullmatch(
+            r"s21-(.+)-(full|row|conv15|conv|blocks|frontend|rowfe|block0|block3)-([0-9.]+)-seed(\d+)",
+            path.parent.name,
+        )
         if m is None:
             continue
         row = json.loads(path.read_text())["rows"][-1]

@@ -7,7 +7,8 @@
 # Usage:  scripts/adapt/session21_mct.sh "METHOD:LR ..." "SEEDS" [BASE]
 #   METHOD: full | row | conv (the convolution row, kernel 31) | conv15 (kernel 15); diagnostics (which part
 #   of the encoder learns the telephone channel?): blocks (full fine-tuning with the front end frozen),
-#   frontend (the decoder and the front end only), rowfe (the SiLU row + the front end); e.g. "full:0.003 row:0.006" "1 2 3 4"
+#   frontend (the decoder and the front end only), rowfe (the SiLU row + the front end), block0 /
+#   block3 (the decoder and one whole block); e.g. "full:0.003 row:0.006" "1 2 3 4"
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
 BASE=${3:-runs/mct21}
@@ -17,7 +18,7 @@ NOAUG=("data.augment.noise_snr_db=[]" data.augment.reverb_prob=0 data.augment.te
 read -ra RUNS <<< "$1"
 for ml in "${RUNS[@]}"; do
   [[ $ml == *:* ]] || { echo "expected METHOD:LR, got $ml" >&2; exit 2; }
-  case ${ml%%:*} in full | row | conv | conv15 | blocks | frontend | rowfe) ;; *) echo "unknown method in $ml" >&2; exit 2 ;; esac
+  case ${ml%%:*} in full | row | conv | conv15 | blocks | frontend | rowfe | block0 | block3) ;; *) echo "unknown method in $ml" >&2; exit 2 ;; esac
 done
 for ml in "${RUNS[@]}"; do
   m=${ml%%:*}; lr=${ml#*:}
@@ -30,6 +31,8 @@ for ml in "${RUNS[@]}"; do
                   adapt.adapter_conv_kernel=15 "$AT") ;;
     blocks) spec=(--methods --variant "decoder + every block (front end frozen)" decoder
                   "adapt.also_train=['encoder.layers.**']") ;;
+    block0 | block3) spec=(--methods --variant "decoder + block ${m#block}" decoder
+                           "adapt.also_train=['encoder.layers.${m#block}.**']") ;;
     frontend) spec=(--methods --variant "decoder + front end" decoder "adapt.also_train=['encoder.subsampling.**']") ;;
     rowfe) spec=(--methods --variant "SiLU row + front end" adapters adapt.bottleneck=64 adapt.adapter_act=silu
                  "adapt.also_train=['encoder.layers.[123].**.*norm*', 'encoder.layers.[123].**.depthwise', 'encoder.subsampling.**']") ;;

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from semiasr.adapt.names import adapt_state, join_name, key_of, matching_modules, root_container
 from semiasr.adapt.outputs import main_tensor, replace_main_tensor
 from semiasr.errors import ConfigError
-from semiasr.nn.depthwise import depthwise_conv_time, runs_kernels
+from semiasr.nn.depthwise import depthwise_conv_time, runs_kernels, zero_invalid
 
 __all__ = [
     "ADAPTER_MODES",
@@ -190,12 +190,7 @@ def time_conv(
         )
     if runs_kernels(h, conv.weight, conv.bias):
         return depthwise_conv_time(h, conv.weight, conv.bias, padding, valid)
-    if valid is not None:
-        if tuple(valid.shape) != tuple(h.shape[:2]):
-            raise ValueError(
-                f"valid must be (B, T) = {tuple(h.shape[:2])}, got {tuple(valid.shape)}"
-            )
-        h = h.masked_fill(~valid.bool()[..., None], 0.0)
+    h = zero_invalid(h, valid)
     w = conv.weight[:, 0].to(h.dtype)  # (C, k)
     y = _TimeConv.apply(h, w, *padding)
     return y if conv.bias is None else y + conv.bias.to(y.dtype)

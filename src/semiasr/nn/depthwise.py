@@ -25,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover - numba is a declared dependency
     _kernels = None
 
-__all__ = ["DepthwiseConvTime", "depthwise_conv_time", "runs_kernels"]
+__all__ = ["DepthwiseConvTime", "depthwise_conv_time", "runs_kernels", "zero_invalid"]
 
 
 class DepthwiseConvTime(nn.Conv1d):
@@ -68,14 +68,24 @@ def depthwise_conv_time(
             f"a convolution of {taps} taps needs at least {taps} frames; got {h.shape[1]} with "
             f"padding ({left}, {right})"
         )
+    if runs_kernels(h, weight, bias):
+        _check_valid(h, valid)
+        return _DepthwiseTime.apply(h, weight, bias, left, right, valid)
+    y = F.conv1d(F.pad(zero_invalid(h, valid), (0, 0, left, right)).transpose(1, 2), weight, bias,
+                 groups=channels)  # fmt: skip
+    return y.transpose(1, 2)
+
+
+def _check_valid(h: Tensor, valid: Tensor | None) -> None:
     if valid is not None and tuple(valid.shape) != tuple(h.shape[:2]):
         raise ValueError(f"valid must be (B, T) = {tuple(h.shape[:2])}, got {tuple(valid.shape)}")
-    if runs_kernels(h, weight, bias):
-        return _DepthwiseTime.apply(h, weight, bias, left, right, valid)
-    if valid is not None:
-        h = h.masked_fill(~valid.bool()[..., None], 0.0)
-    y = F.conv1d(F.pad(h, (0, 0, left, right)).transpose(1, 2), weight, bias, groups=channels)
-    return y.transpose(1, 2)
+
+
+def zero_invalid(h: Tensor, valid: Tensor | None) -> Tensor:
+    """``h`` (B, T, C) with the frames where ``valid`` (B, T; bool or 0/1) is False set to zero: a
+    copy (``h`` itself without a mask)."""
+    _check_valid(h, valid)
+    return h if valid is None else h.masked_fill(~valid.bool()[..., None], 0.0)
 
 
 def runs_kernels(h: Tensor, weight: Tensor, bias: Tensor | None) -> bool:

@@ -15,6 +15,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def seed_summary(row: dict) -> dict:
+    """One run's row of benchmarks/adaptation.py, rounded for the session JSONs: its WERs, the
+    trained share of the encoder and the step time."""
+    return {
+        "target_dev_wer": round(row["target_dev_wer"], 2),
+        "target_test_wer": round(row["target_test_wer"], 2),
+        "source_test_wer": round(row["source_test_wer"], 2),
+        "trainable_encoder_pct": round(row["trainable_encoder_pct"], 2),
+        "step_ms": round(1000 * row["step_s"], 1),
+    }
+
+
 def collect() -> dict:
     variants: dict[str, dict] = {}
     for path in sorted(ROOT.glob("runs/screen20-*-seed*/adaptation.json")):
@@ -22,13 +34,7 @@ def collect() -> dict:
         row = json.loads(path.read_text())["rows"][-1]
         v = variants.setdefault(m.group(1), {"label": row["label"], "overrides": row["overrides"],
                                              "lr": row["lr"], "seeds": {}})  # fmt: skip
-        v["seeds"][int(m.group(2))] = {
-            "target_dev_wer": round(row["target_dev_wer"], 2),
-            "target_test_wer": round(row["target_test_wer"], 2),
-            "source_test_wer": round(row["source_test_wer"], 2),
-            "trainable_encoder_pct": round(row["trainable_encoder_pct"], 2),
-            "step_ms": round(1000 * row["step_s"], 1),
-        }
+        v["seeds"][int(m.group(2))] = seed_summary(row)
     for v in variants.values():
         seeds = sorted(v["seeds"])
         v["seeds"] = {s: v["seeds"][s] for s in seeds}

@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "adapt"))
 from ci95 import mean_ci95  # noqa: E402
+from session20_collect import seed_summary  # noqa: E402
 
 
 def runs() -> dict[str, dict]:
@@ -31,13 +32,7 @@ def runs() -> dict[str, dict]:
         r = rows.setdefault(key, {"base": f"runs/{m.group(1)}", "label": row["label"],
                                   "overrides": row["overrides"], "lr": row["lr"], "seeds": {}})  # fmt: skip
         r.setdefault("_raw", {})[int(m.group(4))] = row  # means from the unrounded WERs
-        r["seeds"][int(m.group(4))] = {
-            "target_dev_wer": round(row["target_dev_wer"], 2),
-            "target_test_wer": round(row["target_test_wer"], 2),
-            "source_test_wer": round(row["source_test_wer"], 2),
-            "trainable_encoder_pct": round(row["trainable_encoder_pct"], 2),
-            "step_ms": round(1000 * row["step_s"], 1),
-        }
+        r["seeds"][int(m.group(4))] = seed_summary(row)
     for r in rows.values():
         r["seeds"] = dict(sorted(r["seeds"].items()))
         for k in ("target_dev_wer", "target_test_wer", "source_test_wer"):

@@ -5,7 +5,8 @@
 # data.augment.reverb_prob=0.2 data.augment.telephone_prob=0.2`). 300 updates on target_train, cosine,
 # fp32, waveform augmentation off while adapting (as in every earlier table), each run its own process.
 # Usage:  scripts/adapt/session21_mct.sh "METHOD:LR ..." "SEEDS" [BASE]
-#   METHOD: full | row | conv (the convolution row, kernel 31) | conv15 (kernel 15); diagnostics (which part
+#   METHOD: full | row | conv (the convolution row, kernel 31) | conv15 (kernel 15) | conv123 (kernel 31,
+#   adapters in blocks 1-3 only: session 22); diagnostics (which part
 #   of the encoder learns the telephone channel?): blocks (full fine-tuning with the front end frozen),
 #   frontend (the decoder and the front end only), rowfe (the SiLU row + the front end), block0 /
 #   block3 (the decoder and one whole block); e.g. "full:0.003 row:0.006" "1 2 3 4"
@@ -18,7 +19,7 @@ NOAUG=("data.augment.noise_snr_db=[]" data.augment.reverb_prob=0 data.augment.te
 read -ra RUNS <<< "$1"
 for ml in "${RUNS[@]}"; do
   [[ $ml == *:* ]] || { echo "expected METHOD:LR, got $ml" >&2; exit 2; }
-  case ${ml%%:*} in full | row | conv | conv15 | blocks | frontend | rowfe | block0 | block3) ;; *) echo "unknown method in $ml" >&2; exit 2 ;; esac
+  case ${ml%%:*} in full | row | conv | conv15 | conv123 | blocks | frontend | rowfe | block0 | block3) ;; *) echo "unknown method in $ml" >&2; exit 2 ;; esac
 done
 for ml in "${RUNS[@]}"; do
   m=${ml%%:*}; lr=${ml#*:}
@@ -27,6 +28,8 @@ for ml in "${RUNS[@]}"; do
     row) spec=(--methods --variant "SiLU row" adapters adapt.bottleneck=64 adapt.adapter_act=silu "$AT") ;;
     conv) spec=(--methods --variant "conv SiLU row" adapters adapt.bottleneck=64 adapt.adapter_act=silu
                 adapt.adapter_conv_kernel=31 "$AT") ;;
+    conv123) spec=(--methods --variant "conv SiLU row, blocks 1-3" adapters adapt.bottleneck=64 adapt.adapter_act=silu
+                   adapt.adapter_conv_kernel=31 "adapt.layers=layers.[123]" "$AT") ;;
     conv15) spec=(--methods --variant "conv k=15 SiLU row" adapters adapt.bottleneck=64 adapt.adapter_act=silu
                   adapt.adapter_conv_kernel=15 "$AT") ;;
     blocks) spec=(--methods --variant "decoder + every block (front end frozen)" decoder

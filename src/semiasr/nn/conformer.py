@@ -134,9 +134,10 @@ class ConvModule(nn.Module):
 
     def forward(self, x: Tensor, pad_mask: Tensor | None = None) -> Tensor:
         h = F.glu(self.pointwise1(self.norm(x)), dim=-1)  # (B, T, D)
-        if pad_mask is not None:
-            h = h.masked_fill(~pad_mask[..., None], 0.0)
-        h = self.depthwise(h)  # in the (B, T, D) layout: semiasr.nn.depthwise
+        # padded frames count as zeros: the depthwise kernels skip them (no masked copy of h and
+        # no masking in the backward; bit for bit the sums of masking first, which the other
+        # paths of semiasr.nn.depthwise do)
+        h = self.depthwise(h, pad_mask=pad_mask)  # in the (B, T, D) layout
         h = F.silu(self.conv_norm(h))
         return self.dropout(self.pointwise2(h))
 

@@ -33,14 +33,16 @@ class DepthwiseConvTime(nn.Conv1d):
     (B, T, C) features with ``padding`` = (left, right) zero frames: (B, T, C) → (B, T + left +
     right − kernel + 1, C), through :func:`depthwise_conv_time`. Its parameters are the Conv1d's
     (``weight`` (C, 1, K), ``bias``), so state dicts and name globs see a Conv1d; hooks on it see
-    the (B, T, C) tensors."""
+    the (B, T, C) tensors. ``pad_mask`` (B, T) bool, True on valid frames: the others count as
+    zeros (the Conformer's convolution module passes its own; a convolution adapter on this module
+    gets it too)."""
 
     def __init__(self, channels: int, kernel: int, padding: tuple[int, int]):
         super().__init__(channels, channels, kernel, groups=channels)
         self.time_padding = (int(padding[0]), int(padding[1]))
 
-    def forward(self, h: Tensor) -> Tensor:  # type: ignore[override]
-        return depthwise_conv_time(h, self.weight, self.bias, self.time_padding)
+    def forward(self, h: Tensor, pad_mask: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        return depthwise_conv_time(h, self.weight, self.bias, self.time_padding, pad_mask)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, time_padding={self.time_padding}, layout=(B, T, C)"

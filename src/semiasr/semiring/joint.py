@@ -21,8 +21,9 @@ the blank and next-label log-probs φ(t, u), y(t, u) (the tables of
 
 Two passes compute it:
 
-* **the CPU pass** (numba available, the default there): the matrix products, tanh and exp in torch,
-  everything per row or per cell in numba kernels (``semiasr.semiring.kernels``): the softmax
+* **the CPU pass** (numba available, the default there): the matrix products and exp in torch,
+  everything per row or per cell in numba kernels (in float32 tanh too: a rational function within
+  0.85 ulps, vectorised) (``semiasr.semiring.kernels``): the softmax
   normaliser and the two log-probs of each row in one pass, α, β and the occupancies of each
   utterance without float64 tables, the merged softmax gradient with its subnormals flushed in one
   pass, and ∂L/∂z summed into ∂L/∂f and ∂L/∂g in one more. The log-softmax needs no per-row maximum
@@ -211,8 +212,14 @@ def _cpu_backward(
 
 
 def _hidden(f: Tensor, g: Tensor, b: int, t0: int, t1: int, u1: int, out: Tensor | None) -> Tensor:
-    """h = tanh(f_t + g_u) of one block, (τ·u1, J), written into ``out`` when given."""
+    """h = tanh(f_t + g_u) of one block, (τ·u1, J), written into ``out`` when given: in float32 by
+    the numba kernel ``joint_hidden`` (a rational tanh within 0.85 ulps, vectorised: a third of the
+    time of torch's add and tanh on two threads), in float64 by torch."""
     j = f.shape[2]
+    if f.dtype == torch.float32:
+        h = out if out is not None else torch.empty((t1 - t0) * u1, j, dtype=f.dtype)
+        fast._kernels.joint_hidden(f.detach().numpy(), g.detach().numpy(), b, t0, t1, u1, h.numpy())
+        return h
     z = out.view(t1 - t0, u1, j) if out is not None else None
     return torch.add(f[b, t0:t1, None, :], g[b, None, :u1, :], out=z).tanh_().view(-1, j)
 

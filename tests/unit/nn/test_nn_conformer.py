@@ -176,3 +176,38 @@ def test_conv_module_gradients_match_finite_differences(causal: bool) -> None:
         return torch.func.functional_call(m, dict(zip(names, flat, strict=True)), (x, pad_mask))
 
     assert torch.autograd.gradcheck(run, (x, *params))
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+def test_conv_module_mask_is_masking_first_bit_for_bit(kernels: bool, monkeypatch) -> None:
+    """The convolution module hands its padding mask to the depthwise convolution (the numba
+    kernels skip padded frames; the other path masks) instead of masking a copy first: the output
+    and every gradient are those of masking first, bit for bit, with garbage past each length (NaN
+    there would reach the weight gradients through pointwise1 either way)."""
+    from semiasr.nn import depthwise
+
+    if not kernels:
+        monkeypatch.setattr(depthwise, "runs_kernels", lambda *a: False)
+    torch.manual_seed(3)
+    conv = ConvModule(24, 7, causal=False, dropout=0.0)
+    x = torch.randn(3, 19, 24)
+    mask = torch.arange(19)[None, :] < torch.tensor([19, 12, 5])[:, None]
+    x[~mask] = 1e3
+    gy = torch.randn(3, 19, 24)
+
+    def run(first: bool):
+        conv.zero_grad()
+        xx = x.clone().requires_grad_(True)
+        if first:  # the module as it was: the GLU output masked, then the convolution
+            h = torch.nn.functional.glu(conv.pointwise1(conv.norm(xx)), dim=-1)
+            h = conv.depthwise(h.masked_fill(~mask[..., None], 0.0))
+            y = conv.pointwise2(torch.nn.functional.silu(conv.conv_norm(h)))
+        else:
+            y = conv(xx, mask)
+        (y[mask] * gy[mask]).sum().backward()
+        return [y[mask].detach(), xx.grad[mask], *(p.grad.clone() for p in conv.parameters())]
+
+    got, want = run(False), run(True)
+    assert all(bool(t.isfinite().all()) for t in want)
+    for a, b in zip(got, want, strict=True):
+        assert torch.equal(a, b)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -240,7 +241,7 @@ def test_cpu_pass_flushes_its_logits_gradient(monkeypatch):
         unflushed.append(_subnormal_count(ref))
         assert _subnormal_count(d) == 0
         tiny = torch.finfo(d.dtype).tiny
-        want = ref.masked_fill(ref.abs() < tiny, 0.0)  # rounded once here, twice in the kernel:
+        want = ref.masked_fill(ref.abs() < tiny, 0.0)  # the kernel divides first: to rounding
         torch.testing.assert_close(d, want, rtol=1e-6, atol=1e-6 * float(want.abs().max()))
 
     monkeypatch.setattr(kernels, "joint_logits_grad", spy)
@@ -349,3 +350,61 @@ def test_half_precision_logits_skip_the_flush(monkeypatch):
         logits = joiner(enc, pred).detach().to(dtype).requires_grad_(True)
         F.rnnt_loss(logits, targets, t_len, u_len, reduction="sum").backward()
         assert bool(calls) is flushed, dtype
+
+
+def test_hidden_kernel_is_within_one_ulp_of_tanh():
+    """kernels.joint_hidden (the CPU pass's float32 h = tanh(f + g)) on every 61st float32 in
+    [1e-6, 18] of both signs, as f with g = 0 and split between f and g (laid along J): within 1
+    float32 ulp of float64 tanh of the float64 sum (0.85 measured; torch's and numpy's float32 tanh:
+    1.4); NaN stays NaN, ±inf gives ±1, and a block's rows follow joint_tables' order."""
+    from semiasr.semiring import kernels
+
+    def ulps(got, exact):
+        return np.abs(got.astype(np.float64) - exact) / np.spacing(np.abs(exact).astype(np.float32))
+
+    lo, hi = np.float32(1e-6).view(np.int32), np.float32(18.0).view(np.int32)
+    x = np.arange(lo, hi, 61, dtype=np.int32).view(np.float32)
+    x = np.concatenate([x, -x, np.float32([0.0, 1e30, -1e30])])
+    third = (x / 3).astype(np.float32)
+    for f, g in ((x, np.zeros_like(x)), (third, (x - third).astype(np.float32))):
+        out = np.empty((1, x.size), np.float32)
+        kernels.joint_hidden(f.reshape(1, 1, -1), g.reshape(1, 1, -1), 0, 0, 1, 1, out)
+        exact = np.tanh(f.astype(np.float64) + g.astype(np.float64))
+        assert ulps(out[0], exact).max() <= 1.0
+    # f + g summed in float64: each (t, u) cell of a block, rows t-major as joint_tables reads them
+    rng = np.random.default_rng(0)
+    f = rng.normal(0, 3, (2, 7, 5)).astype(np.float32)
+    g = rng.normal(0, 3, (2, 4, 5)).astype(np.float32)
+    out = np.empty((3 * 4, 5), np.float32)
+    kernels.joint_hidden(f, g, 1, 2, 5, 4, out)
+    exact = np.tanh(f[1, 2:5, None, :].astype(np.float64) + g[1, None, :4, :]).reshape(-1, 5)
+    ulps = np.abs(out - exact) / np.spacing(np.abs(exact).astype(np.float32))
+    assert ulps.max() <= 1.0
+    special = np.float32([[np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0]]).reshape(1, 6, 1)
+    out = np.empty((6, 1), np.float32)
+    kernels.joint_hidden(special, np.zeros((1, 1, 1), np.float32), 0, 0, 6, 1, out)
+    assert np.isnan(out[0, 0])
+    assert out[1:, 0].tolist() == [1.0, -1.0, 1.0, -1.0, 0.0]
+
+
+def test_cpu_pass_float32_hidden_is_the_kernels():
+    """In float32 the CPU pass takes h from kernels.joint_hidden (counted), in float64 from torch's
+    tanh (the kernel is not called: its 2e-8 relative error would show at float64 precision)."""
+    from semiasr.semiring import kernels
+
+    calls = []
+    real = kernels.joint_hidden
+
+    def spy(*args):
+        calls.append(1)
+        real(*args)
+
+    joiner, enc, pred, targets, t_len, u_len = _case(5)
+    with pytest.MonkeyPatch.context() as mp, use_backend("numba"):
+        mp.setattr(kernels, "joint_hidden", spy)
+        _blocked(joiner, enc, pred, targets, t_len, u_len, -1, "sum").backward()
+        assert not calls
+        j32 = joiner.float()
+        e32, p32 = (x.detach().float().requires_grad_(True) for x in (enc, pred))
+        _blocked(j32, e32, p32, targets, t_len, u_len, -1, "sum").backward()
+    assert len(calls) >= len(list(joint.joint_blocks(t_len.tolist(), (u_len + 1).tolist())))

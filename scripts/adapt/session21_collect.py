@@ -17,14 +17,15 @@ sys.path.insert(0, str(ROOT / "scripts" / "adapt"))
 from ci95 import mean_ci95  # noqa: E402
 from session20_collect import seed_summary  # noqa: E402
 
+METHODS = "full|row|conv15|conv|blocks|frontend|rowfe|block0|block3"
+"""session 21's methods of session21_mct.sh (session 22 added conv123: scripts/adapt/session22_collect.py)"""
 
-def runs() -> dict[str, dict]:
+
+def runs(methods: str = METHODS, prefix: str = "s21") -> dict[str, dict]:
+    """The runs runs/PREFIX-BASE-METHOD-LR-seedS of session21_mct.sh, keyed BASE:METHOD@LR."""
     rows: dict[str, dict] = {}
-    for path in sorted(ROOT.glob("runs/s21-*-seed*/adaptation.json")):
-        m = re.fullmatch(
-            r"s21-(.+)-(full|row|conv15|conv|blocks|frontend|rowfe|block0|block3)-([0-9.]+)-seed(\d+)",
-            path.parent.name,
-        )
+    for path in sorted(ROOT.glob(f"runs/{prefix}-*-seed*/adaptation.json")):
+        m = re.fullmatch(rf"{prefix}-(.+)-({methods})-([0-9.]+)-seed(\d+)", path.parent.name)
         if m is None:
             continue
         row = json.loads(path.read_text())["rows"][-1]

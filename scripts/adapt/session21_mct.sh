@@ -4,7 +4,9 @@
 # `semiasr demo name=mct21 "data.augment.noise_snr_db=[0,30]" data.augment.noise_prob=0.3
 # data.augment.reverb_prob=0.2 data.augment.telephone_prob=0.2`). 300 updates on target_train, cosine,
 # fp32, waveform augmentation off while adapting (as in every earlier table), each run its own process.
-# Usage:  scripts/adapt/session21_mct.sh "METHOD:LR ..." "SEEDS" [BASE]
+# Usage:  [PREFIX=s22] scripts/adapt/session21_mct.sh "METHOD:LR ..." "SEEDS" [BASE]
+#   (runs go to runs/PREFIX-BASE-METHOD-LR-seedS, PREFIX default s21; session 22 re-ran full and conv
+#   on its code under PREFIX=s22)
 #   METHOD: full | row | conv (the convolution row, kernel 31) | conv15 (kernel 15) | conv123 (kernel 31,
 #   adapters in blocks 1-3 only: session 22); diagnostics (which part
 #   of the encoder learns the telephone channel?): blocks (full fine-tuning with the front end frozen),
@@ -41,7 +43,7 @@ for ml in "${RUNS[@]}"; do
                  "adapt.also_train=['encoder.layers.[123].**.*norm*', 'encoder.layers.[123].**.depthwise', 'encoder.subsampling.**']") ;;
   esac
   for s in $2; do
-    out="runs/s21-$TAG-$m-$lr-seed$s"
+    out="runs/${PREFIX:-s21}-$TAG-$m-$lr-seed$s"
     [ -f "$out/adaptation.json" ] && continue
     .venv/bin/python benchmarks/adaptation.py "$BASE" --steps 300 --lr "$lr" --scheds cosine "${spec[@]}" \
       --set "${NOAUG[@]}" seed="$s" --out "$out" > "$out.log" 2>&1 || { echo "FAILED $out"; tail "$out.log"; continue; }

@@ -31,8 +31,10 @@ Two passes compute it:
   joiner's: tens; float32 allows about 80), so exp(logits) serves both the normaliser and, divided
   by it, the softmax of the backward. h and exp(logits) of the blocks are kept for the backward up
   to ``_KEEP_BYTES`` (128 MiB; the demo's batches take about 40 MB), the rest is computed again.
-  On the demo's real batches (J = 128, V = 28) forward + backward take 26 ms against the torch
-  pass's 42 (2 threads; ``benchmarks/joiner_loss.py``).
+  On real batches (J = 128, V = 28: ``runs/mct21``'s target batches) forward + backward take
+  24.7 ms against the torch pass's 40.5 (medians of three runs, 2 threads,
+  ``benchmarks/joiner_loss.py``; 30.3 before the float32 tanh kernel and the vectorised logits
+  gradient, 2026-11-28).
 * **the torch pass** (any device): vectorised torch per block of 2048 cells, small enough to stay
   in cache; nothing but the (B, T, U+1) tables is kept, so the backward computes h and the logits
   again.

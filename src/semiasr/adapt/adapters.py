@@ -298,8 +298,8 @@ def encoder_is_causal(model: nn.Module, name: str) -> bool:
 
 def infer_width(module: nn.Module) -> int:
     """The feature width D of ``module``'s output: its ``d_model`` attribute if it has one, else
-    the width of the last LayerNorm or Linear it registers (a block's output norm, an FFN's
-    output projection)."""
+    the width of the last LayerNorm, Linear or Conv1d it registers (a block's output norm, an FFN's
+    output projection, the convolution module's depthwise convolution)."""
     d = getattr(module, "d_model", None)
     if isinstance(d, int):
         return d
@@ -308,6 +308,8 @@ def infer_width(module: nn.Module) -> int:
             return int(m.normalized_shape[0])
         if isinstance(m, nn.Linear):
             return int(m.out_features)
+        if isinstance(m, nn.Conv1d):
+            return int(m.out_channels)
     raise ConfigError(
         f"cannot tell the output width of {type(module).__name__}; pass d_model explicitly"
     )

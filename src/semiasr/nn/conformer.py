@@ -115,8 +115,8 @@ class ConvModule(nn.Module):
     """LayerNorm → Linear(D, 2D) → GLU → depthwise Conv1d(k) → LayerNorm → Swish → Linear(D, D) →
     Dropout.
 
-    Padded frames are zeroed before the depthwise convolution, so they cannot leak into valid
-    frames. ``causal`` pads ``k - 1`` frames on the left only; otherwise ``(k - 1) / 2`` on each
+    Padded frames count as zeros in the depthwise convolution (it takes ``pad_mask``), so they
+    cannot leak into valid frames. ``causal`` pads ``k - 1`` frames on the left only; otherwise ``(k - 1) / 2`` on each
     side (k odd).
     """
 

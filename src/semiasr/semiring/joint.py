@@ -22,8 +22,9 @@ the blank and next-label log-probs φ(t, u), y(t, u) (the tables of
 Two passes compute it:
 
 * **the CPU pass** (numba available, the default there): the matrix products and exp in torch,
-  everything per row or per cell in numba kernels (in float32 tanh too: a rational function within
-  0.85 ulps, vectorised) (``semiasr.semiring.kernels``): the softmax
+  everything per row or per cell in numba kernels (``semiasr.semiring.kernels``): in float32
+  h = tanh(f_t + g_u) (``joint_hidden``: a vectorised rational function of the float64 sum, within
+  0.85 float32 ulps of its tanh; float64 keeps torch's tanh), the softmax
   normaliser and the two log-probs of each row in one pass, α, β and the occupancies of each
   utterance without float64 tables, the merged softmax gradient with its subnormals flushed in one
   pass, and ∂L/∂z summed into ∂L/∂f and ∂L/∂g in one more. The log-softmax needs no per-row maximum
@@ -32,9 +33,9 @@ Two passes compute it:
   by it, the softmax of the backward. h and exp(logits) of the blocks are kept for the backward up
   to ``_KEEP_BYTES`` (128 MiB; the demo's batches take about 40 MB), the rest is computed again.
   On real batches (J = 128, V = 28: ``runs/mct21``'s target batches) forward + backward take
-  24.7 ms against the torch pass's 40.5 (medians of three runs, 2 threads,
-  ``benchmarks/joiner_loss.py``; 30.3 before the float32 tanh kernel and the vectorised logits
-  gradient, 2026-11-28).
+  24.7 ms, 30.3 before the float32 tanh kernel and the vectorised logits gradient (medians of
+  three runs each, 2 threads, ``benchmarks/joiner_loss.py``, 2026-11-28;
+  ``docs/results/adaptation_session22.json``).
 * **the torch pass** (any device): vectorised torch per block of 2048 cells, small enough to stay
   in cache; nothing but the (B, T, U+1) tables is kept, so the backward computes h and the logits
   again.
@@ -127,8 +128,8 @@ class JointRNNTLossFunction(torch.autograd.Function):
 def _cpu_forward(
     f, g, weight, bias, labels, t_len, u1_len, logit_lengths, target_lengths, blank, backend, grad
 ):
-    """Per block of cells: h = tanh(f_t + g_u) and the logits x = W h + b in torch (matrix units,
-    vectorised tanh and exp), shifted by each row's maximum unless |x| ≤ Σ_j |W_kj| + |b_k| is small
+    """Per block of cells: h = tanh(f_t + g_u) (:func:`_cpu_hidden`) and the logits x = W h + b in
+    torch (matrix units, vectorised exp), shifted by each row's maximum unless |x| ≤ Σ_j |W_kj| + |b_k| is small
     enough for exp(x) to stay normal (:func:`_shift_free`); e = exp(x); then one numba pass over the
     block's rows for the normaliser S = Σ e, the blank and next-label log-probs and, after the last
     block, α, β and the arc occupancies (``kernels.rnnt_occupancy``, without float64 α-β tables).
@@ -149,12 +150,13 @@ def _cpu_forward(
     e_kept = torch.empty(keep_rows, v, dtype=dt)
     shift = not _shift_free(weight, bias)
     w_t = weight.t()
+    views = _kernel_views(f, g)
     lab_np, phi_np, lab_tab, norm_np = labels.numpy(), phi.numpy(), lab.numpy(), norm.numpy()
     off = 0
     for b, t0, t1, u1 in blocks:
         n = (t1 - t0) * u1
         kept = off + n <= keep_rows
-        h = _hidden(f, g, b, t0, t1, u1, h_kept[off : off + n] if kept else None)
+        h = _cpu_hidden(f, g, views, b, t0, t1, u1, h_kept[off : off + n] if kept else None)
         x = torch.addmm(bias, h, w_t)
         if shift:
             x.sub_(x.amax(1, keepdim=True))
@@ -189,6 +191,7 @@ def _cpu_backward(
     tables = (norm.numpy(), o_blank.numpy(), o_label.numpy(), labels.numpy())
     scales = grad_out.double().tolist()
     w_t = weight.t()
+    views = _kernel_views(f, g)  # for the blocks not kept
     off = 0
     for b, t0, t1, u1 in blocks:
         n = (t1 - t0) * u1
@@ -196,7 +199,7 @@ def _cpu_backward(
             h, e = h_kept[off : off + n], e_kept[off : off + n]
             off += n
         else:
-            h = _hidden(f, g, b, t0, t1, u1, None)
+            h = _cpu_hidden(f, g, views, b, t0, t1, u1, None)
             e = torch.addmm(bias, h, w_t)
             if shift:
                 e.sub_(e.amax(1, keepdim=True))
@@ -214,16 +217,29 @@ def _cpu_backward(
 
 
 def _hidden(f: Tensor, g: Tensor, b: int, t0: int, t1: int, u1: int, out: Tensor | None) -> Tensor:
-    """h = tanh(f_t + g_u) of one block, (τ·u1, J), written into ``out`` when given: in float32 by
-    the numba kernel ``joint_hidden`` (a rational tanh within 0.85 ulps, vectorised: a third of the
-    time of torch's add and tanh on two threads), in float64 by torch."""
+    """h = tanh(f_t + g_u) of one block, (τ·u1, J), written into ``out`` when given (torch: any
+    device)."""
     j = f.shape[2]
-    if f.dtype == torch.float32:
-        h = out if out is not None else torch.empty((t1 - t0) * u1, j, dtype=f.dtype)
-        fast._kernels.joint_hidden(f.detach().numpy(), g.detach().numpy(), b, t0, t1, u1, h.numpy())
-        return h
     z = out.view(t1 - t0, u1, j) if out is not None else None
     return torch.add(f[b, t0:t1, None, :], g[b, None, :u1, :], out=z).tanh_().view(-1, j)
+
+
+def _kernel_views(f: Tensor, g: Tensor) -> tuple | None:
+    """The CPU pass's inputs of ``kernels.joint_hidden`` (f and g as numpy arrays, made once per
+    pass), or None where it keeps torch's tanh (float64: the kernel's 2e-8 relative error would
+    show there)."""
+    return (f.detach().numpy(), g.detach().numpy()) if f.dtype == torch.float32 else None
+
+
+def _cpu_hidden(f, g, views, b, t0, t1, u1, out):
+    """h of one block for the CPU pass: in float32 from the numba kernel ``joint_hidden`` (a
+    vectorised rational tanh of the float64 sum, within 0.85 float32 ulps of tanh of that sum), in
+    float64 from :func:`_hidden`."""
+    if views is None:
+        return _hidden(f, g, b, t0, t1, u1, out)
+    h = out if out is not None else torch.empty((t1 - t0) * u1, f.shape[2], dtype=f.dtype)
+    fast._kernels.joint_hidden(*views, b, t0, t1, u1, h.numpy())
+    return h
 
 
 def _shift_free(weight: Tensor, bias: Tensor) -> bool:

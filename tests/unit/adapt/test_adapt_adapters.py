@@ -196,6 +196,7 @@ def test_infer_width(toy) -> None:
     model = toy(d=12)
     assert infer_width(model.encoder.layers[0]) == 12
     assert infer_width(model.encoder.layers[0].ff2) == 12
+    assert infer_width(nn.Conv1d(5, 7, 3)) == 7
     with pytest.raises(ConfigError, match="width"):
         infer_width(nn.ReLU())
 

@@ -243,8 +243,11 @@ def test_a_convolution_adapter_computes_its_formula() -> None:
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_convolution_adapters_do_not_see_padding(causal) -> None:
-    """An utterance gives the same encoder output alone and padded in a batch with longer ones."""
-    model = conv_adapted(causal=causal, positions=("output", "conv"))
+    """An utterance gives the same encoder output alone and padded in a batch with longer ones,
+    with convolution adapters after the blocks, the convolution modules and their depthwise
+    convolutions (which take the module's padding mask and pass it on to the adapter)."""
+    model = conv_adapted(causal=causal, positions=("output", "conv", "conv.depthwise"))
+    assert "encoder-layers-0-conv-depthwise" in model.adapters
     randomize_conv_adapters(model)
     x, n, _ = inputs()
     with torch.no_grad():

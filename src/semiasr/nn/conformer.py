@@ -116,8 +116,8 @@ class ConvModule(nn.Module):
     Dropout.
 
     Padded frames count as zeros in the depthwise convolution (it takes ``pad_mask``), so they
-    cannot leak into valid frames. ``causal`` pads ``k - 1`` frames on the left only; otherwise ``(k - 1) / 2`` on each
-    side (k odd).
+    cannot leak into valid frames. ``causal`` pads ``k - 1`` frames on the left only; otherwise
+    ``(k - 1) / 2`` on each side (k odd).
     """
 
     def __init__(self, d_model: int, kernel: int = 15, dropout: float = 0.1, causal: bool = False):

@@ -129,10 +129,11 @@ def _cpu_forward(
     f, g, weight, bias, labels, t_len, u1_len, logit_lengths, target_lengths, blank, backend, grad
 ):
     """Per block of cells: h = tanh(f_t + g_u) (:func:`_cpu_hidden`) and the logits x = W h + b in
-    torch (matrix units, vectorised exp), shifted by each row's maximum unless |x| ≤ Σ_j |W_kj| + |b_k| is small
-    enough for exp(x) to stay normal (:func:`_shift_free`); e = exp(x); then one numba pass over the
-    block's rows for the normaliser S = Σ e, the blank and next-label log-probs and, after the last
-    block, α, β and the arc occupancies (``kernels.rnnt_occupancy``, without float64 α-β tables).
+    torch (matrix units, vectorised exp), shifted by each row's maximum unless |x| ≤ Σ_j |W_kj| +
+    |b_k| is small enough for exp(x) to stay normal (:func:`_shift_free`); e = exp(x); then one
+    numba pass over the block's rows for the normaliser S = Σ e, the blank and next-label log-probs
+    and, after the last block, α, β and the arc occupancies (``kernels.rnnt_occupancy``, without
+    float64 α-β tables).
     h and e of the first blocks are kept for the backward (``_KEEP_BYTES``).
     Returns ((S, o_φ, o_y) (B, T, U+1) each and the kept h, exp(logits), log Z (B,), the blocks and
     how they were computed)."""

@@ -1,8 +1,9 @@
 """Target test WER of adapted runs broken down by the corpus's acoustic condition (clean, noisy,
 reverb, telephone) and text generator (command, digits, address), greedy, from each run's last
 checkpoint: where one method's errors lie against another's. Usage:
-    python scripts/adapt/session21_conditions.py OUT.json RUN_DIR ...
-RUN_DIR: an adaptation run (runs/s21-mct21-row-0.006-seed0/mct21-SiLU-row-lr0.006-cosine)."""
+    python scripts/adapt/session21_conditions.py [--split target_dev] OUT.json RUN_DIR ...
+RUN_DIR: an adaptation run (runs/s21-mct21-row-0.006-seed0/mct21-SiLU-row-lr0.006-cosine);
+--split: another split of the corpus (session 22's exploratory screen read target_dev)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from semiasr.eval.wer import error_counts
 from semiasr.tasks.evaluate import decode_split, load_trained
 
 
-def breakdown(run: str) -> dict[str, dict[str, float]]:
+def breakdown(run: str, split: str = "target_test") -> dict[str, dict[str, float]]:
     decoder = load_trained(run, "last")
-    manifest = Path(decoder.cfg.data.root) / "target_test.jsonl"  # the corpus the run names
+    manifest = Path(decoder.cfg.data.root) / f"{split}.jsonl"  # the corpus the run names
     groups = {}
     for line in manifest.read_text().splitlines():
         r = json.loads(line)
         groups[r["id"]] = (f"condition:{r['condition']}", f"generator:{r['generator']}")
-    utts, _ = decode_split(decoder, "target_test")
+    utts, _ = decode_split(decoder, split)
     agg: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for u in utts:
         c = error_counts(u.ref, u.hyp)
@@ -33,9 +34,13 @@ def breakdown(run: str) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    out, runs = Path(sys.argv[1]), sys.argv[2:]
+    args = sys.argv[1:]
+    split = "target_test"
+    if args[:1] == ["--split"]:
+        split, args = args[1], args[2:]
+    out, runs = Path(args[0]), args[1:]
     result = {}
     for run in runs:
-        result[run] = breakdown(run)
+        result[run] = breakdown(run, split)
         print(run, {k: v["wer"] for k, v in result[run].items()}, flush=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

@@ -8,7 +8,9 @@
 #   (runs go to runs/PREFIX-BASE-METHOD-LR-seedS, PREFIX default s21; session 22 re-ran full and conv
 #   on its code under PREFIX=s22)
 #   METHOD: full | row | conv (the convolution row, kernel 31) | conv15 (kernel 15) | conv123 (kernel 31,
-#   adapters in blocks 1-3 only: session 22); diagnostics (which part
+#   adapters in blocks 1-3 only: session 22) | conv48fe (r=48, one more after the front end) | conv2pos
+#   (r=32 after each block's convolution module and output): session 22's exploratory telephone
+#   screen; diagnostics (which part
 #   of the encoder learns the telephone channel?): blocks (full fine-tuning with the front end frozen),
 #   frontend (the decoder and the front end only), rowfe (the SiLU row + the front end), block0 /
 #   block3 (the decoder and one whole block); e.g. "full:0.003 row:0.006" "1 2 3 4"
@@ -21,7 +23,7 @@ NOAUG=("data.augment.noise_snr_db=[]" data.augment.reverb_prob=0 data.augment.te
 read -ra RUNS <<< "$1"
 for ml in "${RUNS[@]}"; do
   [[ $ml == *:* ]] || { echo "expected METHOD:LR, got $ml" >&2; exit 2; }
-  case ${ml%%:*} in full | row | conv | conv15 | conv123 | blocks | frontend | rowfe | block0 | block3) ;; *) echo "unknown method in $ml" >&2; exit 2 ;; esac
+  case ${ml%%:*} in full | row | conv | conv15 | conv123 | conv48fe | conv2pos | blocks | frontend | rowfe | block0 | block3) ;; *) echo "unknown method in $ml" >&2; exit 2 ;; esac
 done
 for ml in "${RUNS[@]}"; do
   m=${ml%%:*}; lr=${ml#*:}
@@ -32,6 +34,10 @@ for ml in "${RUNS[@]}"; do
                 adapt.adapter_conv_kernel=31 "$AT") ;;
     conv123) spec=(--methods --variant "conv SiLU row, blocks 1-3" adapters adapt.bottleneck=64 adapt.adapter_act=silu
                    adapt.adapter_conv_kernel=31 "adapt.layers=layers.[123]" "$AT") ;;
+    conv48fe) spec=(--methods --variant "conv SiLU row r=48, + after the front end" adapters adapt.bottleneck=48
+                    adapt.adapter_act=silu adapt.adapter_conv_kernel=31 "adapt.adapter_extra=['subsampling']" "$AT") ;;
+    conv2pos) spec=(--methods --variant "conv SiLU row r=32 after conv and output" adapters adapt.bottleneck=32
+                    adapt.adapter_act=silu adapt.adapter_conv_kernel=31 "adapt.adapter_positions=['conv', 'output']" "$AT") ;;
     conv15) spec=(--methods --variant "conv k=15 SiLU row" adapters adapt.bottleneck=64 adapt.adapter_act=silu
                   adapt.adapter_conv_kernel=15 "$AT") ;;
     blocks) spec=(--methods --variant "decoder + every block (front end frozen)" decoder

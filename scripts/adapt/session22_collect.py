@@ -5,8 +5,10 @@ those two again on session 22's code (runs/s22-mct21-METHOD-LR-seedS, the pre-re
 addendum); the
 paired timer calls (speed_check.sh folders); the fused joiner loss before and after this session's
 kernels (benchmarks/joiner_loss.py JSON files named old-N.json / new-N.json, see ``JOINER``); the
-pre-registration text.
-Usage: python scripts/adapt/session22_collect.py OUT.json PREREG.md JOINER_DIR SPEED_DIR ..."""
+pre-registration text; the exploratory telephone screen (seed 0: conv48fe and conv2pos of
+session21_mct.sh under PREFIX=s22, and the target-dev breakdown by condition of
+session21_conditions.py --split target_dev).
+Usage: python scripts/adapt/session22_collect.py OUT.json PREREG.md JOINER_DIR SCREEN.json SPEED_DIR ..."""
 
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ def joiner(folder: Path) -> dict:
 
 
 if __name__ == "__main__":
-    out, prereg, joiner_dir, *speeds = sys.argv[1:]
+    out, prereg, joiner_dir, screen, *speeds = sys.argv[1:]
     every = runs("full|conv123|conv")
     keep = ("mct21:full@0.003", "mct21:conv@0.006", "mct21:conv123@0.006")
     again = runs("full|conv", prefix="s22")  # the replication on session 22's code
@@ -64,6 +66,16 @@ if __name__ == "__main__":
         "replication_session22_code": again,
         "speed_checks": [speed(Path(s)) for s in speeds],
         "joiner_loss": joiner(Path(joiner_dir)),
+        "exploratory_telephone_screen": {
+            "note": "seed 0, exploratory (not a test): does more adapter capacity after the front "
+            "end (conv48fe) or after each block's convolution module (conv2pos) learn the "
+            "telephone channel? target_dev WER by condition, beside full fine-tuning and the "
+            "convolution row (seed 0, session 22's code)",
+            "runs": runs("conv48fe|conv2pos", prefix="s22"),
+            "target_dev_by_condition": {
+                k.split("/")[1]: v for k, v in json.loads(Path(screen).read_text()).items()
+            },
+        },
         "preregistration": Path(prereg).read_text(),
     }
     Path(out).write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")

@@ -12,8 +12,11 @@ side on the same tensors:
   2026-11-28 — the joiner and the loss in cache-sized blocks of the lattice in vectorised torch (α-β
   in numba), nothing of size B·T·(U+1) kept but the (B, T, U+1) tables; still the pass on GPUs;
 * ``blocked, torch pass, no flush``: the same without the flush;
-* ``blocked, CPU pass``: ``rnnt_joiner_loss`` as it runs on a CPU now — matrix products, tanh and
-  exp in torch, every per-row step in numba kernels, h and exp(logits) kept for the backward.
+* ``blocked, CPU pass, every cell``: ``rnnt_joiner_loss``'s CPU pass as it ran until session 23
+  (2026-11-28) — matrix products and exp in torch, tanh and every per-row step in numba kernels,
+  h and exp(logits) kept for the backward, the backward over every lattice cell;
+* ``blocked, CPU pass``: as it runs on a CPU now — the backward only over the cells whose
+  occupancy is above 1e-12 in float32 (``joint._SKIP_OCCUPANCY``).
 
 Before timing, the loss and the gradients w.r.t. the encoder and prediction outputs of every
 method are checked against ``logits`` on the first input.
@@ -53,9 +56,12 @@ METHODS = (
     "logits, no flush",
     "blocked, torch pass",
     "blocked, torch pass, no flush",
+    "blocked, CPU pass, every cell",
     "blocked, CPU pass",
 )
 _FLUSH = fast.flush_subnormal_
+_SKIP = joint._SKIP_OCCUPANCY
+_EVERY_CELL = {torch.float32: -1.0, torch.float64: -1.0}
 
 
 def _real_inputs(run: Path, split: str, n: int):
@@ -128,6 +134,7 @@ def _set(method: str) -> None:
     """The flush and the joint pass that ``method`` asks for ("": the defaults)."""
     _flush(not method.endswith("no flush"))
     joint._CPU_PASS = "torch pass" not in method
+    joint._SKIP_OCCUPANCY = _EVERY_CELL if method.endswith("every cell") else _SKIP
 
 
 def _loss_and_grads(method: str, joiner: Joiner, inp) -> list[torch.Tensor]:
@@ -203,6 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     for m in METHODS:
         saved.setdefault(m, saved[m.removesuffix(", no flush")])
     assert fast.flush_subnormal_ is _FLUSH and joint.flush_subnormal_ is _FLUSH and joint._CPU_PASS
+    assert joint._SKIP_OCCUPANCY is _SKIP
     base = statistics.median(totals["logits"])
     rows = []
     for m in METHODS:

@@ -429,54 +429,80 @@ def joint_tables(x, e, labels, b, t0, t1, u1, blank, phi, lab, norm):  # pragma:
             lab[b, t, u] = max(x[row, labels[b, u]] - log_s, NEG)
 
 
+@njit(cache=True)
+def joint_active_rows(o_blank, o_label, b, t0, t1, u1, eps, rows):  # pragma: no cover - numba
+    """The rows of one block of the fused joiner loss (as ``joint_tables``) whose gradient the
+    backward computes: for each frame t, every cell from the first to the last u whose occupancy
+    o_φ + o_y is above ``eps`` (NaN counts as above), as row numbers (t − t0)·u1 + u into ``rows``,
+    in order. Returns how many. A cell left out has ∂L/∂logits of L1 norm at most 2·eps times the
+    utterance's incoming gradient (its d_k = p_k (o_φ + o_y) − [k = blank] o_φ − [k = y] o_y)."""
+    n = 0
+    for t in range(t0, t1):
+        lo = u1
+        hi = -1
+        for u in range(u1):
+            if not (o_blank[b, t, u] + o_label[b, t, u] <= eps):
+                if lo == u1:
+                    lo = u
+                hi = u
+        base = (t - t0) * u1
+        for u in range(lo, hi + 1):
+            rows[n] = base + u
+            n += 1
+    return n
+
+
 @njit(cache=True, error_model="numpy")
 def joint_logits_grad(
-    e, norm, o_blank, o_label, labels, b, t0, t1, u1, scale, blank, d
+    e, norm, o_blank, o_label, labels, b, t0, u1, rows, scale, blank, d
 ):  # pragma: no cover - numba
-    """One block of the fused joiner loss's backward: ∂L/∂logits into d (rows as ``joint_tables``),
-    d_k = e_k / S · (o_φ + o_y) − [k = blank] o_φ − [k = y_{u+1}] o_y, each occupancy times
-    ``scale`` (the utterance's incoming gradient), each entry computed in float64 and rounded once;
-    entries below the smallest normal number of d's dtype are set to zero (they would slow the
-    matrix products that follow on x86 CPUs) by a select, which LLVM vectorises (until 2026-11-28 a
-    branch, which it did not, and the blank's and the label's entries were rounded twice)."""
+    """One block of the fused joiner loss's backward: ∂L/∂logits into d for the block's rows
+    ``rows`` (numbered as ``joint_tables``; e and d hold those rows only, row i of them is
+    rows[i]), d_k = e_k / S · (o_φ + o_y) − [k = blank] o_φ − [k = y_{u+1}] o_y, each occupancy
+    times ``scale`` (the utterance's incoming gradient), each entry computed in float64 and rounded
+    once; entries below the smallest normal number of d's dtype are set to zero (they would slow
+    the matrix products that follow on x86 CPUs) by a select, which LLVM vectorises (until
+    2026-11-28 a branch, which it did not, and the blank's and the label's entries were rounded
+    twice)."""
     v = e.shape[1]
     tiny = np.finfo(d.dtype).tiny
-    for t in range(t0, t1):
-        for u in range(u1):
-            row = (t - t0) * u1 + u
-            ob = o_blank[b, t, u] * scale
-            ol = o_label[b, t, u] * scale
-            r = (ob + ol) / norm[b, t, u]
-            for k in range(v):  # a select, not a branch: vectorised
-                x = e[row, k] * r
-                d[row, k] = 0.0 if abs(x) < tiny else x
-            # the blank's and the label's entries again, in the formula's order
-            y = labels[b, u]
-            x = e[row, blank] * r - ob
-            if y == blank:
-                x -= ol
-            d[row, blank] = 0.0 if abs(x) < tiny else x
-            if y != blank:
-                x = e[row, y] * r - ol
-                d[row, y] = 0.0 if abs(x) < tiny else x
+    for i in range(rows.shape[0]):
+        t = t0 + rows[i] // u1
+        u = rows[i] % u1
+        ob = o_blank[b, t, u] * scale
+        ol = o_label[b, t, u] * scale
+        r = (ob + ol) / norm[b, t, u]
+        for k in range(v):  # a select, not a branch: vectorised
+            x = e[i, k] * r
+            d[i, k] = 0.0 if abs(x) < tiny else x
+        # the blank's and the label's entries again, in the formula's order
+        y = labels[b, u]
+        x = e[i, blank] * r - ob
+        if y == blank:
+            x -= ol
+        d[i, blank] = 0.0 if abs(x) < tiny else x
+        if y != blank:
+            x = e[i, y] * r - ol
+            d[i, y] = 0.0 if abs(x) < tiny else x
 
 
 @njit(cache=True)
-def joint_hidden_grad(m, h, b, t0, t1, u1, gf, gg, need_f, need_g):  # pragma: no cover - numba
-    """One block of the fused joiner loss's backward: with m = ∂L/∂logits · W and h = tanh(z) (rows
-    as ``joint_tables``), ∂L/∂z = m ⊙ (1 − h²) summed over u into gf[b, t] (``need_f``) and over t
-    into gg[b, u] (``need_g``), in one pass over the block."""
+def joint_hidden_grad(m, h, b, t0, u1, rows, gf, gg, need_f, need_g):  # pragma: no cover - numba
+    """One block of the fused joiner loss's backward: with m = ∂L/∂logits · W and h = tanh(z) of
+    the block's rows ``rows`` (as ``joint_logits_grad``: row i of m and h is rows[i]),
+    ∂L/∂z = m ⊙ (1 − h²) summed over u into gf[b, t] (``need_f``) and over t into gg[b, u]
+    (``need_g``), in one pass."""
     j_dim = m.shape[1]
-    for t in range(t0, t1):
-        for u in range(u1):
-            row = (t - t0) * u1 + u
-            for j in range(j_dim):
-                hv = h[row, j]
-                dz = m[row, j] * (1.0 - hv * hv)
-                if need_f:
-                    gf[b, t, j] += dz
-                if need_g:
-                    gg[b, u, j] += dz
+    for i in range(rows.shape[0]):
+        t = t0 + rows[i] // u1
+        u = rows[i] % u1
+        for j in range(j_dim):
+            hv = h[i, j]
+            dz = m[i, j] * (1.0 - hv * hv)
+            if need_f:
+                gf[b, t, j] += dz
+            if need_g:
+                gg[b, u, j] += dz
 
 
 @njit(cache=True)

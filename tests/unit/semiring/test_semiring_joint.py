@@ -231,15 +231,15 @@ def test_cpu_pass_flushes_its_logits_gradient(monkeypatch):
     real = kernels.joint_logits_grad
     unflushed = []
 
-    def spy(e, norm, o_blank, o_label, labels, b, t0, t1, u1, scale, blank, d):
-        real(e, norm, o_blank, o_label, labels, b, t0, t1, u1, scale, blank, d)
-        e, d = torch.from_numpy(e).double(), torch.from_numpy(d)
-        tab = [torch.from_numpy(x)[b, t0:t1, :u1].reshape(-1, 1).double()
+    def spy(e, norm, o_blank, o_label, labels, b, t0, u1, rows, scale, blank, d):
+        real(e, norm, o_blank, o_label, labels, b, t0, u1, rows, scale, blank, d)
+        e, d, rows = torch.from_numpy(e).double(), torch.from_numpy(d), torch.from_numpy(rows)
+        tab = [torch.from_numpy(x)[b, t0:, :u1].reshape(-1, 1)[rows].double()
                for x in (norm, o_blank, o_label)]  # fmt: skip
         ob, ol = tab[1] * scale, tab[2] * scale
         ref = e * ((ob + ol) / tab[0])  # the kernel's order: r = (o_φ + o_y) / S, then e · r
         ref[:, blank] -= ob[:, 0]
-        ref.scatter_add_(1, torch.from_numpy(labels)[b, :u1].repeat(t1 - t0)[:, None], -ol)
+        ref.scatter_add_(1, torch.from_numpy(labels)[b, rows % u1][:, None], -ol)
         ref = ref.to(d.dtype)
         unflushed.append(_subnormal_count(ref))
         assert _subnormal_count(d) == 0
@@ -418,3 +418,84 @@ def test_cpu_pass_float32_hidden_is_the_kernels():
         with use_backend("torch"):
             _blocked(j32, e32, p32, targets, t_len, u_len, -1, "sum").backward()
         assert not calls
+
+
+def test_active_rows_cover_each_frames_occupied_cells():
+    """kernels.joint_active_rows keeps, for each frame of the block, every cell from the first to
+    the last whose occupancy o_φ + o_y is above eps (cells between them too), none of a frame
+    without occupancy, and a NaN occupancy as above eps."""
+    from semiasr.semiring import kernels
+
+    u1 = 6
+    o_blank = np.zeros((2, 4, u1), np.float32)
+    o_label = np.zeros((2, 4, u1), np.float32)
+    o_blank[1, 0] = [0, 1e-13, 0.5, 1e-13, 0.25, 0]  # frame 0: u = 2..4
+    o_label[1, 0, 1] = 1e-13  # 2e-13 in all: still below
+    o_blank[1, 1, 5] = 1.0  # frame 1: u = 5 only
+    # frame 2: nothing above eps (no rows)
+    o_label[1, 3, 0] = np.nan  # frame 3: u = 0 (NaN counts)
+    o_blank[1, 3, 3] = 1e-11  # and u = 3 (above 1e-12), so u = 0..3
+    rows = np.full(4 * u1, -1, np.int64)
+    n = kernels.joint_active_rows(o_blank, o_label, 1, 0, 4, u1, 1e-12, rows)
+    assert rows[:n].tolist() == [2, 3, 4, 11, 18, 19, 20, 21]
+    # a block starting at frame 1: rows numbered from it
+    n = kernels.joint_active_rows(o_blank, o_label, 1, 1, 3, u1, 1e-12, rows)
+    assert rows[:n].tolist() == [5]
+    # eps 0: any cell of positive occupancy (frame 0: u = 1..4)
+    n = kernels.joint_active_rows(o_blank, o_label, 1, 0, 1, u1, 0.0, rows)
+    assert rows[:n].tolist() == [1, 2, 3, 4]
+
+
+def test_cpu_backward_leaves_out_unoccupied_cells_below_float32_rounding(monkeypatch):
+    """In float32 the CPU pass's backward computes only the cells whose occupancy is above 1e-12
+    (here 42% of them); every gradient stays within 1e-6 of its largest entry of the backward over
+    all cells, and as close to the float64 pass as that backward is, give or take one float32
+    rounding (1.2e-7 of the largest entry). A threshold of 1e-3 moves them further than 1e-6 (the
+    check can fail)."""
+    from semiasr.semiring import kernels
+
+    joiner, enc, pred, targets, t_len, u_len = _case(12, bsz=4, t_max=60, u_max=16, v=30, j=16,
+                                                     dtype=torch.float32)  # fmt: skip
+    with torch.no_grad():
+        joiner.output.weight.mul_(20.0)
+    weights = torch.rand(len(t_len)) + 0.5
+    counts = {"rows": 0, "cells": 0}
+    real = kernels.joint_active_rows
+
+    def spy(o_blank, o_label, b, t0, t1, u1, eps, rows):
+        n = real(o_blank, o_label, b, t0, t1, u1, eps, rows)
+        counts["rows"] += n
+        counts["cells"] += (t1 - t0) * u1
+        return n
+
+    monkeypatch.setattr(kernels, "joint_active_rows", spy)
+
+    def grads(table):
+        monkeypatch.setattr(joint, "_SKIP_OCCUPANCY", table)
+        with use_backend("numba"):
+            return _loss_and_grads(
+                lambda: _blocked(joiner, enc, pred, targets, t_len, u_len, -1, "none"),
+                joiner, enc, pred, weights,
+            )  # fmt: skip
+
+    dense = grads({torch.float32: -1.0})  # every cell
+    assert counts["rows"] == counts["cells"]
+    counts.update(rows=0, cells=0)
+    sparse = grads({torch.float32: 1e-12})
+    assert counts["rows"] < 0.7 * counts["cells"]
+    coarse = grads({torch.float32: 1e-3})
+    monkeypatch.setattr(joint, "_SKIP_OCCUPANCY", {})
+    j64 = copy.deepcopy(joiner).double()
+    e64, p64 = (x.detach().double().requires_grad_(True) for x in (enc, pred))
+    exact = _loss_and_grads(
+        lambda: _blocked(j64, e64, p64, targets, t_len, u_len, -1, "none"), j64, e64, p64,
+        weights.double(),
+    )  # fmt: skip
+    worst = 0.0
+    for a, b, c, x in zip(dense, sparse, coarse, exact, strict=True):
+        scale = float(a.abs().max())
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-6 * scale)
+        err_dense = float((a.double() - x).abs().max())
+        assert float((b.double() - x).abs().max()) <= err_dense + 1.2e-7 * scale
+        worst = max(worst, float((c - a).abs().max()) / scale)
+    assert worst > 1e-6

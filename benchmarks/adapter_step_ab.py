@@ -141,7 +141,17 @@ def main() -> None:
         "--pad", type=int, default=4, help="feature frames of padding added for the second model"
     )
     ap.add_argument("--which", default="averaged", help="base checkpoint")
+    ap.add_argument(
+        "--loss-every-cell",
+        action="store_true",
+        help="the fused loss's CPU backward over every lattice cell, as before session 23 (to "
+        "attribute a change of the ratio to the occupancy threshold or to the machine's hour)",
+    )
     args = ap.parse_args()
+    if args.loss_every_cell:
+        from semiasr.semiring import joint
+
+        joint._SKIP_OCCUPANCY = {torch.float32: -1.0, torch.float64: -1.0}
     if args.batches <= args.warmup:
         raise SystemExit("adapter_step_ab.py: --batches must exceed --warmup")
     tune_malloc()  # as the ``semiasr`` command does (SEMIASR_MALLOC=system: glibc's defaults)
@@ -207,6 +217,7 @@ def main() -> None:
         "grad_clip": setups["a"].max_norm,
         "precision": setups["a"].precision,
         "flush_denormal": True,
+        "loss_every_cell": args.loss_every_cell,
         "malloc": malloc_state(),
         "second_pad_frames": args.pad,
         "shape_collisions": sum(shape in plain for shape in padded),

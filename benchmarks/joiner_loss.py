@@ -31,6 +31,8 @@ Each repeat runs every method once per input, interleaved (one method after anot
 and the median over repeats of the summed time is reported, with the ratio to ``logits``. "saved
 MiB" is what autograd keeps for the backward of the first input (tensors saved by the joiner and
 the loss, counted once per storage): the memory the method needs between forward and backward.
+It also reports how many of the lattice cells the CPU pass's backward computed (those of each
+frame from the first to the last with occupancy above the threshold).
 
     python benchmarks/joiner_loss.py --run runs/demo --threads 2 --json runs/bench/joiner_loss.json
 """
@@ -160,6 +162,28 @@ def _step(method: str, joiner: Joiner, inp) -> float:
         _set("")
 
 
+def computed_share(joiner: Joiner, inputs) -> dict:
+    """How many lattice cells the CPU pass's backward computes (``kernels.joint_active_rows``)
+    out of all the valid cells, over one forward + backward of every input."""
+    k = fast._kernels
+    real = k.joint_active_rows
+    count = {"computed": 0, "cells": 0}
+
+    def counting(o_blank, o_label, b, t0, t1, u1, eps, rows):
+        n = real(o_blank, o_label, b, t0, t1, u1, eps, rows)
+        count["computed"] += int(n)
+        count["cells"] += (t1 - t0) * u1
+        return n
+
+    k.joint_active_rows = counting
+    try:
+        for inp in inputs:
+            _step("blocked, CPU pass", joiner, inp)
+    finally:
+        k.joint_active_rows = real
+    return {**count, "share": count["computed"] / max(count["cells"], 1)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--run", type=Path, help="a trained transducer run (real inputs)")
@@ -209,6 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
             _set("")
     for m in METHODS:
         saved.setdefault(m, saved[m.removesuffix(", no flush")])
+    share = computed_share(joiner, inputs)
     assert fast.flush_subnormal_ is _FLUSH and joint.flush_subnormal_ is _FLUSH and joint._CPU_PASS
     assert joint._SKIP_OCCUPANCY is _SKIP
     base = statistics.median(totals["logits"])
@@ -225,12 +250,15 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "rows": rows,
         "ms_per_repeat": {m: [x * 1e3 for x in v] for m, v in totals.items()},
+        "cpu_pass_backward_cells": share,
     }
     print(f"{source}; {args.threads} threads, median of {args.repeats} repeats")
     print("| method | ms per batch (fwd + bwd) | speed-up vs logits | saved for backward MiB |")
     print("| --- | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['method']} | {r['ms']:.1f} | {r['vs_logits']:.2f}× | {r['saved_MiB']:.1f} |")
+    print(f"the CPU pass's backward computed {share['computed']:,} of {share['cells']:,} lattice "
+          f"cells ({100 * share['share']:.1f}%)")  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1) + "\n")

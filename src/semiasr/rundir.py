@@ -195,16 +195,20 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
-def _check_resume_config(path: Path, old_yaml: str, new_yaml: str) -> None:
-    """Refuse a resume whose config changes what the run's checkpoints fix (``FIXED_ON_RESUME``);
-    keys only one side has (an option newer than the run) are not compared."""
+def _check_resume_config(
+    path: Path, old_yaml: str, new_yaml: str, also: tuple[str, ...] = ()
+) -> None:
+    """Refuse a resume whose config changes what the run's checkpoints fix (``FIXED_ON_RESUME``,
+    and the key prefixes ``also``); keys only one side has (an option newer than the run) are not
+    compared."""
     import yaml
 
     old, new = _flatten(yaml.safe_load(old_yaml) or {}), _flatten(yaml.safe_load(new_yaml) or {})
+    fixed = FIXED_ON_RESUME + tuple(also)
     changed = sorted(
         k
         for k in old.keys() & new.keys()
-        if old[k] != new[k] and k.startswith(FIXED_ON_RESUME) and k not in FREE_ON_RESUME
+        if old[k] != new[k] and k.startswith(fixed) and k not in FREE_ON_RESUME
     )
     if changed:
         diffs = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed[:6])
@@ -215,13 +219,15 @@ def _check_resume_config(path: Path, old_yaml: str, new_yaml: str) -> None:
         )
 
 
-def resume_refusal(path: Path, config_yaml: str) -> str | None:
+def resume_refusal(path: Path, config_yaml: str, also: tuple[str, ...] = ()) -> str | None:
     """Why resuming the run at ``path`` with ``config_yaml`` would be refused (its config changes
-    what the checkpoints fix), or None where it would not (or there is no run config to compare)."""
+    what the checkpoints fix, or a key under the prefixes ``also``), or None where it would not (or
+    there is no run config to compare)."""
     if not (path / "config.yaml").is_file():
         return None
     try:
-        _check_resume_config(path, (path / "config.yaml").read_text(encoding="utf-8"), config_yaml)
+        old_yaml = (path / "config.yaml").read_text(encoding="utf-8")
+        _check_resume_config(path, old_yaml, config_yaml, also)
     except RunDirError as e:
         return str(e)
     return None

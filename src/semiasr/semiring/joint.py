@@ -33,15 +33,14 @@ Two passes compute it:
   by it, the softmax of the backward. h and exp(logits) of the blocks are kept for the backward up
   to ``_KEEP_BYTES`` (128 MiB; the demo's batches take about 40 MB), the rest is computed again.
   In float32 the backward computes only each frame's cells from the first to the last whose arc
-  occupancy o_φ + o_y is above 1e-12 (``_SKIP_OCCUPANCY``): a cell below it would change a
-  gradient by less than a float32 rounding does, and on a trained model most cells are far below it
-  (four fifths of ``runs/mct21``'s target lattices before adaptation). On eight of those batches
-  forward + backward went from 19.5 to 13.4 ms (``benchmarks/joiner_loss.py``, "every cell"
-  against the default, 2026-11-28).
-  On real batches (J = 128, V = 28: ``runs/mct21``'s target batches) forward + backward take
-  24.7 ms, 30.3 before the float32 tanh kernel and the vectorised logits gradient (medians of
-  three runs each, 2 threads, ``benchmarks/joiner_loss.py``, 2026-11-28;
-  ``docs/results/adaptation_session22.json``).
+  occupancy o_φ + o_y is above 1e-12 (``_SKIP_OCCUPANCY``): a cell below it changes the gradient
+  by less than a float32 rounding of its scale, and on a trained model most cells are far below
+  it (``benchmarks/joiner_loss.py`` reports the share computed). On real batches (J = 128, V = 28:
+  eight of ``runs/mct21``'s target batches) forward + backward took 30.3 ms before the float32
+  tanh kernel and the vectorised logits gradient and 24.7 after them (session 22, medians of
+  three runs, ``docs/results/adaptation_session22.json``); in two runs of session 23, 19.5 and
+  24.1 ms over every cell, 13.4 and 16.4 with the threshold, which left 26% of the cells to
+  compute (2 threads, 2026-11-28, ``docs/results/adaptation_session23.json``).
 * **the torch pass** (any device): vectorised torch per block of 2048 cells, small enough to stay
   in cache; nothing but the (B, T, U+1) tables is kept, so the backward computes h and the logits
   again.
@@ -86,11 +85,12 @@ _SKIP_OCCUPANCY = {torch.float32: 1e-12}
 """The CPU pass's backward leaves out the lattice cells whose arc occupancy o_φ + o_y is at most
 this (per dtype; 0 for any other: only cells of occupancy exactly 0, whose gradient is exactly 0).
 A cell left out has ∂L/∂logits of L1 norm at most 2e-12 s (s the utterance's incoming gradient), so
-∂L/∂f_t changes by at most 2e-12 (U+1) s max_j Σ_k |W_kj| where a frame's kept cells, whose blank
-occupancies sum to 1, give it terms of order s Σ_k |W_kj|: for U+1 up to a few thousand that is
-below one float32 rounding of the sum (6e-8 of it), and likewise for ∂L/∂g_u, ∂L/∂W and ∂L/∂b.
-On a trained model most of the lattice is far below it: a fifth of ``runs/mct21``'s target cells are
-above it before adaptation."""
+∂L/∂f_t[j] changes by at most 2e-12 (U+1) s max_k |W_kj|, where the frame's kept cells, whose blank
+occupancies sum to 1, give it terms of order s max_k |W_kj|: for U+1 up to a few thousand that is
+below one float32 rounding (6e-8) of the gradient's scale, and likewise for ∂L/∂g_u, ∂L/∂W and
+∂L/∂b (relative to their scale: an entry far smaller than its tensor's largest, e.g. of a token
+the lattice hardly uses, can move by more than its own rounding). Every frame keeps at least one
+cell (its blank occupancies sum to 1); a block keeps none only in an utterance without a path."""
 
 
 def joint_blocks(t_lengths: list[int], u1_lengths: list[int], rows: int = _BLOCK_ROWS):

@@ -95,7 +95,7 @@ log = logging.getLogger(__name__)
 def _resume_mode(cfg: Any, mode: str, ckpt: Path, digest: str, on_stale: str) -> str:
     """``mode``, or "overwrite" where the adaptation run to resume is stale and ``on_stale`` is
     "restart": trained from another version of the base checkpoint, or with a config that changes
-    what its checkpoints fix (another recipe). With "refuse" a stale run is an error: resuming
+    what its checkpoints fix or the data's augmentation (another recipe). With "refuse" a stale run is an error: resuming
     would continue the old adaptation on weights or settings it was not trained with."""
     path = run_path(cfg.run_root, cfg.name)
     if mode != "resume" or not (path.is_dir() and has_results(path)):
@@ -108,7 +108,10 @@ def _resume_mode(cfg: Any, mode: str, ckpt: Path, digest: str, on_stale: str) ->
     if new_base:
         why = f"{path} adapted another version of {ckpt} (the base run has trained since)"
     else:
-        why = resume_refusal(path, to_yaml(cfg))
+        # restarting a stale run (the demo's own folder): its recipe includes the data's
+        # augmentation, which a plain resume may change
+        also = ("data.augment.",) if on_stale == "restart" else ()
+        why = resume_refusal(path, to_yaml(cfg), also)
         if why is None:
             return mode
     if on_stale == "restart":

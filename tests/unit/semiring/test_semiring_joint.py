@@ -446,12 +446,17 @@ def test_active_rows_cover_each_frames_occupied_cells():
     assert rows[:n].tolist() == [1, 2, 3, 4]
 
 
-def test_cpu_backward_leaves_out_unoccupied_cells_below_float32_rounding(monkeypatch):
+@pytest.mark.parametrize(("rows", "keep"), [(None, None), (40, 0), (40, 3 * 40 * (16 + 30) * 4)])
+def test_cpu_backward_leaves_out_unoccupied_cells_below_float32_rounding(rows, keep, monkeypatch):
     """In float32 the CPU pass's backward computes only the cells whose occupancy is above 1e-12
     (here 42% of them); every gradient stays within 1e-6 of its largest entry of the backward over
     all cells, and as close to the float64 pass as that backward is, give or take one float32
     rounding (1.2e-7 of the largest entry). A threshold of 1e-3 moves them further than 1e-6 (the
-    check can fail)."""
+    check can fail). Also with blocks of 40 cells (frames past the first of an utterance), none
+    or only the first three kept for the backward (the others computed again, then gathered)."""
+    if rows is not None:
+        monkeypatch.setattr(joint, "_CPU_BLOCK_ROWS", rows)
+        monkeypatch.setattr(joint, "_KEEP_BYTES", keep)
     from semiasr.semiring import kernels
 
     joiner, enc, pred, targets, t_len, u_len = _case(12, bsz=4, t_max=60, u_max=16, v=30, j=16,

@@ -219,6 +219,19 @@ def _check_resume_config(
         )
 
 
+def _config_changes(old_yaml: str, new_yaml: str) -> dict[str, list]:
+    """{key: [old, new]} for every flattened config key whose value a resume changes (a key only
+    one side has: [None, new] or [old, None])."""
+    import yaml
+
+    old, new = _flatten(yaml.safe_load(old_yaml) or {}), _flatten(yaml.safe_load(new_yaml) or {})
+    return {
+        k: [old.get(k), new.get(k)]
+        for k in sorted(old.keys() | new.keys())
+        if old.get(k) != new.get(k)
+    }
+
+
 def resume_refusal(path: Path, config_yaml: str, also: tuple[str, ...] = ()) -> str | None:
     """Why resuming the run at ``path`` with ``config_yaml`` would be refused (its config changes
     what the checkpoints fix, or a key under the prefixes ``also``), or None where it would not (or
@@ -250,7 +263,9 @@ def open_run_dir(
     deletes it first. A run folder without results (config and meta but no checkpoint or metrics:
     a start that failed) is cleared and started again in any mode; a folder that is not a run
     counts as existing; a link is never deleted (resuming through one works). Writes ``config.yaml`` and ``meta.json`` (git revision, package versions, host)
-    atomically; a resume keeps ``meta.json``'s first start and appends to its ``resumes``.
+    atomically; a resume keeps ``meta.json``'s first start and appends to its ``resumes``, with
+    the config keys the resume changed (``changed``: {key: [old, new]}), since ``config.yaml`` then
+    holds only the new values.
     """
     if mode not in {"new", "resume", "overwrite"}:
         raise ValueError(f"mode must be 'new', 'resume' or 'overwrite', got {mode!r}")
@@ -275,8 +290,11 @@ def open_run_dir(
         shutil.rmtree(path)
         exists = False
     resuming = exists and mode == "resume"
+    changed: dict[str, list] = {}
     if resuming and (path / "config.yaml").is_file():
-        _check_resume_config(path, (path / "config.yaml").read_text(encoding="utf-8"), config_yaml)
+        old_yaml = (path / "config.yaml").read_text(encoding="utf-8")
+        _check_resume_config(path, old_yaml, config_yaml)
+        changed = _config_changes(old_yaml, config_yaml)
     path.mkdir(parents=True, exist_ok=True)
     (path / "checkpoints").mkdir(exist_ok=True)
     atomic_write_text(path / "config.yaml", config_yaml)
@@ -298,6 +316,9 @@ def open_run_dir(
         except (OSError, ValueError):
             first = None
         if isinstance(first, dict):
-            meta = {**first, "resumes": [*first.get("resumes", []), {**now, "host": meta["host"]}]}
+            # what the resume changed (training length, augmentation, ...): config.yaml holds only
+            # the newest values
+            entry = {**now, "host": meta["host"], **({"changed": changed} if changed else {})}
+            meta = {**first, "resumes": [*first.get("resumes", []), entry]}
     atomic_write_text(path / "meta.json", json.dumps(meta, indent=2) + "\n")
     return RunDir(path=path, resumed=resuming)

@@ -96,6 +96,13 @@ def test_resume_refuses_settings_the_checkpoints_fix(tmp_path: Path) -> None:
     assert again.resumed and again.config_file.read_text() == longer
     meta = json.loads((run.path / "meta.json").read_text())
     assert meta["started"] == first["started"] and len(meta["resumes"]) == 1
+    # the resume records what it changed, since config.yaml now holds only the new values
+    assert meta["resumes"][0]["changed"] == {
+        "data.features.cache": ["none", "memory"],
+        "train.max_steps": [4, 8],
+    }
+    open_run_dir(tmp_path, "r", longer, mode="resume")  # an unchanged resume records nothing
+    assert "changed" not in json.loads((run.path / "meta.json").read_text())["resumes"][1]
 
 
 def test_atomic_write_leaves_old_file_on_failure(

@@ -95,8 +95,9 @@ log = logging.getLogger(__name__)
 def _resume_mode(cfg: Any, mode: str, ckpt: Path, digest: str, on_stale: str) -> str:
     """``mode``, or "overwrite" where the adaptation run to resume is stale and ``on_stale`` is
     "restart": trained from another version of the base checkpoint, or with a config that changes
-    what its checkpoints fix or the data's augmentation (another recipe). With "refuse" a stale run is an error: resuming
-    would continue the old adaptation on weights or settings it was not trained with."""
+    what its checkpoints fix or the data's augmentation (another recipe). With "refuse" a stale run
+    is an error: resuming would continue the old adaptation on weights or settings it was not
+    trained with."""
     path = run_path(cfg.run_root, cfg.name)
     if mode != "resume" or not (path.is_dir() and has_results(path)):
         return mode

@@ -151,7 +151,7 @@ def main() -> None:
     if args.loss_every_cell:
         from semiasr.semiring import joint
 
-        joint._SKIP_OCCUPANCY = {torch.float32: -1.0, torch.float64: -1.0}
+        joint._SKIP_OCCUPANCY = joint.EVERY_CELL
     if args.batches <= args.warmup:
         raise SystemExit("adapter_step_ab.py: --batches must exceed --warmup")
     tune_malloc()  # as the ``semiasr`` command does (SEMIASR_MALLOC=system: glibc's defaults)

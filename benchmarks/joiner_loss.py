@@ -63,7 +63,6 @@ METHODS = (
 )
 _FLUSH = fast.flush_subnormal_
 _SKIP = joint._SKIP_OCCUPANCY
-_EVERY_CELL = {torch.float32: -1.0, torch.float64: -1.0}
 
 
 def _real_inputs(run: Path, split: str, n: int):
@@ -136,7 +135,7 @@ def _set(method: str) -> None:
     """The flush and the joint pass that ``method`` asks for ("": the defaults)."""
     _flush(not method.endswith("no flush"))
     joint._CPU_PASS = "torch pass" not in method
-    joint._SKIP_OCCUPANCY = _EVERY_CELL if method.endswith("every cell") else _SKIP
+    joint._SKIP_OCCUPANCY = joint.EVERY_CELL if method.endswith("every cell") else _SKIP
 
 
 def _loss_and_grads(method: str, joiner: Joiner, inp) -> list[torch.Tensor]:

@@ -197,10 +197,11 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def _check_resume_config(
     path: Path, old_yaml: str, new_yaml: str, also: tuple[str, ...] = ()
-) -> None:
+) -> dict[str, list]:
     """Refuse a resume whose config changes what the run's checkpoints fix (``FIXED_ON_RESUME``,
     and the key prefixes ``also``); keys only one side has (an option newer than the run) are not
-    compared."""
+    compared. Returns what the resume changes otherwise: {key: [old, new]} over every flattened
+    key (a key only one side has: [None, new] or [old, None])."""
     import yaml
 
     old, new = _flatten(yaml.safe_load(old_yaml) or {}), _flatten(yaml.safe_load(new_yaml) or {})
@@ -217,19 +218,8 @@ def _check_resume_config(
             f"{path} cannot resume with other settings of what its checkpoints fix ({diffs}{more}); "
             "resume without those overrides, or start a new run (another name=..., or --overwrite)"
         )
-
-
-def _config_changes(old_yaml: str, new_yaml: str) -> dict[str, list]:
-    """{key: [old, new]} for every flattened config key whose value a resume changes (a key only
-    one side has: [None, new] or [old, None])."""
-    import yaml
-
-    old, new = _flatten(yaml.safe_load(old_yaml) or {}), _flatten(yaml.safe_load(new_yaml) or {})
-    return {
-        k: [old.get(k), new.get(k)]
-        for k in sorted(old.keys() | new.keys())
-        if old.get(k) != new.get(k)
-    }
+    keys = sorted(old.keys() | new.keys())
+    return {k: [old.get(k), new.get(k)] for k in keys if old.get(k) != new.get(k)}
 
 
 def resume_refusal(path: Path, config_yaml: str, also: tuple[str, ...] = ()) -> str | None:
@@ -293,8 +283,7 @@ def open_run_dir(
     changed: dict[str, list] = {}
     if resuming and (path / "config.yaml").is_file():
         old_yaml = (path / "config.yaml").read_text(encoding="utf-8")
-        _check_resume_config(path, old_yaml, config_yaml)
-        changed = _config_changes(old_yaml, config_yaml)
+        changed = _check_resume_config(path, old_yaml, config_yaml)
     path.mkdir(parents=True, exist_ok=True)
     (path / "checkpoints").mkdir(exist_ok=True)
     atomic_write_text(path / "config.yaml", config_yaml)

@@ -62,7 +62,7 @@ from torch.autograd.function import once_differentiable
 from semiasr.semiring import fast
 from semiasr.semiring.fast import NEG, flush_subnormal_, rnnt_alpha_beta, rnnt_arc_occupancy
 
-__all__ = ["JointRNNTLossFunction", "joint_blocks"]
+__all__ = ["EVERY_CELL", "JointRNNTLossFunction", "joint_blocks"]
 
 _BLOCK_ROWS = 2048
 """Lattice cells (t, u) per block of the torch pass: h is then 2048 · J floats (1 MiB at J = 128),
@@ -91,6 +91,10 @@ below one float32 rounding (6e-8) of the gradient's scale, and likewise for ∂L
 ∂L/∂b (relative to their scale: an entry far smaller than its tensor's largest, e.g. of a token
 the lattice hardly uses, can move by more than its own rounding). Every frame keeps at least one
 cell (its blank occupancies sum to 1); a block keeps none only in an utterance without a path."""
+
+EVERY_CELL = {torch.float32: -1.0, torch.float64: -1.0}
+"""A ``_SKIP_OCCUPANCY`` under which the backward computes every cell (as before session 23): the
+benchmarks time the pass so, to attribute a change to the threshold."""
 
 
 def joint_blocks(t_lengths: list[int], u1_lengths: list[int], rows: int = _BLOCK_ROWS):

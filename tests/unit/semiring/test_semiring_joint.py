@@ -483,7 +483,7 @@ def test_cpu_backward_leaves_out_unoccupied_cells_below_float32_rounding(rows, k
                 joiner, enc, pred, weights,
             )  # fmt: skip
 
-    dense = grads({torch.float32: -1.0})  # every cell
+    dense = grads(joint.EVERY_CELL)
     assert counts["rows"] == counts["cells"]
     counts.update(rows=0, cells=0)
     sparse = grads({torch.float32: 1e-12})
